@@ -1,0 +1,22 @@
+"""Conversion of the original Lightricks LTX-2 checkpoints to the diffusers format."""
+
+from .common import check_state_dict, expected_shapes
+from .transformer import (
+    TRANSFORMER_PREFIX,
+    TRANSFORMER_RENAMES,
+    convert_transformer_state_dict,
+    original_transformer_key,
+    rename_transformer_key,
+    transformer_config_from_original,
+)
+
+__all__ = [
+    "TRANSFORMER_PREFIX",
+    "TRANSFORMER_RENAMES",
+    "check_state_dict",
+    "convert_transformer_state_dict",
+    "expected_shapes",
+    "original_transformer_key",
+    "rename_transformer_key",
+    "transformer_config_from_original",
+]

@@ -1,0 +1,112 @@
+"""Original LTX-2 single-file checkpoint -> diffusers-format transformer: rename table, config and strict apply.
+
+The single file stores the transformer under ``model.diffusion_model.``; the text connectors live under the same
+prefix (``video_embeddings_connector.`` / ``audio_embeddings_connector.``) and belong to the connectors component.
+Names are renamed component by component (dot-separated parts), so the table is exact: a part is either renamed as a
+whole or kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from .common import check_state_dict
+
+TRANSFORMER_PREFIX = "model.diffusion_model."
+CONNECTOR_PARTS = ("video_embeddings_connector", "audio_embeddings_connector")
+
+# original name part -> diffusers name part
+TRANSFORMER_RENAMES: dict[str, str] = {
+    "patchify_proj": "proj_in",
+    "audio_patchify_proj": "audio_proj_in",
+    "adaln_single": "time_embed",
+    "audio_adaln_single": "audio_time_embed",
+    "av_ca_video_scale_shift_adaln_single": "av_cross_attn_video_scale_shift",
+    "av_ca_audio_scale_shift_adaln_single": "av_cross_attn_audio_scale_shift",
+    "av_ca_a2v_gate_adaln_single": "av_cross_attn_video_a2v_gate",
+    "av_ca_v2a_gate_adaln_single": "av_cross_attn_audio_v2a_gate",
+    "scale_shift_table_a2v_ca_video": "video_a2v_cross_attn_scale_shift_table",
+    "scale_shift_table_a2v_ca_audio": "audio_a2v_cross_attn_scale_shift_table",
+    "q_norm": "norm_q",
+    "k_norm": "norm_k",
+}
+_INVERSE_RENAMES = {v: k for k, v in TRANSFORMER_RENAMES.items()}
+
+
+def rename_transformer_key(key: str, prefix: str = TRANSFORMER_PREFIX) -> str | None:
+    """Diffusers name of an original transformer key, or ``None`` if the key is not a transformer tensor."""
+    if not key.startswith(prefix):
+        return None
+    parts = key[len(prefix):].split(".")
+    if parts[0] in CONNECTOR_PARTS:
+        return None
+    return ".".join(TRANSFORMER_RENAMES.get(p, p) for p in parts)
+
+
+def original_transformer_key(key: str, prefix: str = TRANSFORMER_PREFIX) -> str:
+    """Inverse of :func:`rename_transformer_key` (diffusers name -> original single-file name)."""
+    return prefix + ".".join(_INVERSE_RENAMES.get(p, p) for p in key.split("."))
+
+
+def convert_transformer_state_dict(
+    original: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Size | tuple[int, ...]] | None = None,
+    prefix: str = TRANSFORMER_PREFIX,
+) -> dict[str, torch.Tensor]:
+    """Selects and renames the transformer tensors of an original checkpoint.
+
+    With ``expected`` (name -> shape of the target model), the result is checked strictly: no missing key, no
+    unexpected key, no shape mismatch, else a ``ValueError`` that lists them.
+    """
+    converted = {}
+    for key, value in original.items():
+        new = rename_transformer_key(key, prefix)
+        if new is not None:
+            converted[new] = value
+    if not converted:
+        raise ValueError(f"No transformer tensors found: no key starts with {prefix!r}.")
+    if expected is not None:
+        check_state_dict(converted, expected, "transformer")
+    return converted
+
+
+def transformer_config_from_original(header: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
+                                     prefix: str = TRANSFORMER_PREFIX) -> dict[str, Any]:
+    """Diffusers transformer config from the original header's ``transformer`` block and the tensors' shapes.
+
+    Keys the header omits take ltx-core 1.0.0's defaults (interleaved RoPE, float32 frequency grid, A<->V gate
+    multiplier 1), because those are what the reference runs with; widths it cannot state are read from shapes.
+    """
+    h = dict(header)
+    max_pos = list(h.get("positional_embedding_max_pos", [20, 2048, 2048]))
+    audio_max_pos = list(h.get("audio_positional_embedding_max_pos", [20]))
+    audio_in = state_dict[prefix + "audio_patchify_proj.weight"].shape[1]
+    caption = state_dict[prefix + "caption_projection.linear_1.weight"].shape[1]
+    layers = {int(k[len(prefix):].split(".")[1]) for k in state_dict if k.startswith(prefix + "transformer_blocks.")}
+    return {
+        "in_channels": h.get("in_channels", 128),
+        "out_channels": h.get("out_channels", 128),
+        "num_attention_heads": h.get("num_attention_heads", 32),
+        "attention_head_dim": h.get("attention_head_dim", 128),
+        "cross_attention_dim": h.get("cross_attention_dim", 4096),
+        "pos_embed_max_pos": max_pos[0],
+        "base_height": max_pos[1],
+        "base_width": max_pos[2],
+        "audio_in_channels": audio_in,
+        "audio_out_channels": h.get("audio_out_channels", 128),
+        "audio_num_attention_heads": h.get("audio_num_attention_heads", 32),
+        "audio_attention_head_dim": h.get("audio_attention_head_dim", 64),
+        "audio_cross_attention_dim": h.get("audio_cross_attention_dim", 2048),
+        "audio_pos_embed_max_pos": audio_max_pos[0],
+        "num_layers": len(layers),
+        "norm_eps": h.get("norm_eps", 1e-6),
+        "caption_channels": caption,
+        "rope_theta": h.get("positional_embedding_theta", 10000.0),
+        "rope_double_precision": h.get("frequencies_precision", False) == "float64",
+        "rope_type": h.get("rope_type", "interleaved"),
+        "timestep_scale_multiplier": h.get("timestep_scale_multiplier", 1000),
+        "cross_attn_timestep_scale_multiplier": h.get("av_ca_timestep_scale_multiplier", 1),
+    }

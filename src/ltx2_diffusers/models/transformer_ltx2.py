@@ -1,0 +1,667 @@
+"""The LTX-2 asymmetric dual-stream audio+video diffusion transformer (paper §3.1).
+
+A 14B video stream and a 5B audio stream share depth. Every block runs, per stream: AdaLN-modulated self-attention
+with RoPE, text cross-attention (no modulation in LTX-2.0), then the two-sided audio<->video exchange (temporal-only
+RoPE, modulated by the *other* stream's σ), then an AdaLN-modulated feed-forward. The model predicts the flow
+velocity ``v = ε - x0`` of each stream.
+
+The file reads bottom-up: per-stream state -> block -> model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput, logging
+from torch import nn
+
+from .layers import (
+    AdaLayerNormSingle,
+    CaptionProjection,
+    FeedForward,
+    LTX2Attention,
+    modulate,
+    rms_norm,
+)
+from .rope import (
+    ROPE_TYPES,
+    RotaryTable,
+    audio_coordinates,
+    rope_angles,
+    rope_frequencies,
+    rotary_table,
+    video_coordinates,
+)
+
+logger = logging.get_logger(__name__)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-stream state
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Modulation:
+    """AdaLN output ``values [N, rows, D]`` for N distinct timesteps, and which one each token uses.
+
+    ``index`` is ``None`` when every token of a sample shares its timestep (``N = B``); otherwise ``[B, T]`` indices
+    into the distinct values, so the ``rows × D`` vectors are computed once per distinct σ, not once per token.
+    """
+
+    values: torch.Tensor
+    index: torch.Tensor | None = None
+
+    def rows(self, table: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, ...]:
+        """``table[start:stop] + values[:, start:stop]`` per token: a tuple of ``[B, T or 1, D]`` tensors."""
+        rows = table[start:stop].to(self.values.dtype) + self.values[:, start:stop]  # [N, k, D]
+        rows = rows.unsqueeze(1) if self.index is None else rows[self.index]  # [B, T|1, k, D]
+        return rows.unbind(2)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """Everything one stream (video or audio) carries through the blocks."""
+
+    hidden_states: torch.Tensor  # [B, T, D]
+    context: torch.Tensor  # [B, L, D] projected text
+    context_mask: torch.Tensor | None  # additive [B, 1, 1, L], None = attend to all text tokens
+    modulation: Modulation  # 6 rows: (shift, scale, gate) self-attention, (shift, scale, gate) feed-forward
+    rotary: RotaryTable
+    cross_rotary: RotaryTable | None = None  # temporal RoPE for the audio<->video attention
+    cross_modulation: Modulation | None = None  # 4 rows from the other stream's σ: a2v (scale, shift), v2a (...)
+    cross_gate: Modulation | None = None  # 1 row: gate of the attention whose query is this stream
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Block
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LTX2TransformerBlock(nn.Module):
+    """One dual-stream block. Both streams run the same self/text/feed-forward code; only A<->V is two-sided."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        head_dim: int,
+        audio_dim: int,
+        audio_heads: int,
+        audio_head_dim: int,
+        eps: float = 1e-6,
+        attention_bias: bool = True,
+        attention_out_bias: bool = True,
+        ff_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.eps = eps
+        kw = dict(bias=attention_bias, out_bias=attention_out_bias, eps=eps)
+        self.attn1 = LTX2Attention(dim, heads, head_dim, **kw)
+        self.attn2 = LTX2Attention(dim, heads, head_dim, context_dim=dim, **kw)
+        self.ff = FeedForward(dim, bias=ff_bias)
+        self.scale_shift_table = nn.Parameter(torch.randn(6, dim) / dim**0.5)
+
+        self.audio_attn1 = LTX2Attention(audio_dim, audio_heads, audio_head_dim, **kw)
+        self.audio_attn2 = LTX2Attention(audio_dim, audio_heads, audio_head_dim, context_dim=audio_dim, **kw)
+        self.audio_ff = FeedForward(audio_dim, bias=ff_bias)
+        self.audio_scale_shift_table = nn.Parameter(torch.randn(6, audio_dim) / audio_dim**0.5)
+
+        # Both exchange directions run at the audio width.
+        self.audio_to_video_attn = LTX2Attention(dim, audio_heads, audio_head_dim, context_dim=audio_dim, **kw)
+        self.video_to_audio_attn = LTX2Attention(audio_dim, audio_heads, audio_head_dim, context_dim=dim, **kw)
+        # rows: a2v scale, a2v shift, v2a scale, v2a shift, gate (of the direction whose query is this stream)
+        self.video_a2v_cross_attn_scale_shift_table = nn.Parameter(torch.randn(5, dim) / dim**0.5)
+        self.audio_a2v_cross_attn_scale_shift_table = nn.Parameter(torch.randn(5, audio_dim) / audio_dim**0.5)
+
+    def _self_and_text_attention(
+        self,
+        state: StreamState,
+        self_attn: LTX2Attention,
+        text_attn: LTX2Attention,
+        table: torch.Tensor,
+        perturb: torch.Tensor | bool,
+    ) -> torch.Tensor:
+        x = state.hidden_states
+        shift, scale, gate = state.modulation.rows(table, 0, 3)
+        attended = self_attn(modulate(rms_norm(x, self.eps), shift, scale), rotary=state.rotary, value_only=perturb)
+        x = x + attended * gate
+        return x + text_attn(rms_norm(x, self.eps), state.context, attention_mask=state.context_mask)
+
+    def _feed_forward(self, x: torch.Tensor, state: StreamState, ff: FeedForward, table: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = state.modulation.rows(table, 3, 6)
+        return x + ff(modulate(rms_norm(x, self.eps), shift, scale)) * gate
+
+    def _audio_video_exchange(
+        self, vx: torch.Tensor, ax: torch.Tensor, video: StreamState, audio: StreamState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual updates ``(Δvideo, Δaudio)``; both directions read the states normalised before either update."""
+        v_table, a_table = self.video_a2v_cross_attn_scale_shift_table, self.audio_a2v_cross_attn_scale_shift_table
+        v_norm, a_norm = rms_norm(vx, self.eps), rms_norm(ax, self.eps)
+        v_a2v_scale, v_a2v_shift, v_v2a_scale, v_v2a_shift = video.cross_modulation.rows(v_table, 0, 4)
+        a_a2v_scale, a_a2v_shift, a_v2a_scale, a_v2a_shift = audio.cross_modulation.rows(a_table, 0, 4)
+        (v_gate,) = video.cross_gate.rows(v_table[4:], 0, 1)
+        (a_gate,) = audio.cross_gate.rows(a_table[4:], 0, 1)
+
+        to_video = self.audio_to_video_attn(
+            modulate(v_norm, v_a2v_shift, v_a2v_scale),
+            modulate(a_norm, a_a2v_shift, a_a2v_scale),
+            rotary=video.cross_rotary,
+            key_rotary=audio.cross_rotary,
+        )
+        to_audio = self.video_to_audio_attn(
+            modulate(a_norm, a_v2a_shift, a_v2a_scale),
+            modulate(v_norm, v_v2a_shift, v_v2a_scale),
+            rotary=audio.cross_rotary,
+            key_rotary=video.cross_rotary,
+        )
+        return to_video * v_gate, to_audio * a_gate
+
+    def forward(
+        self,
+        video: StreamState | None,
+        audio: StreamState | None,
+        perturb_self_attention: torch.Tensor | bool = False,
+        isolate_modalities: torch.Tensor | bool = False,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Returns the new hidden states of both streams (``None`` for an absent stream).
+
+        Args:
+            perturb_self_attention: STG for this block: ``True`` for all samples or a ``[B]`` bool tensor.
+            isolate_modalities: drop the audio<->video exchange: ``True`` skips its compute, a ``[B]`` bool tensor
+                zeroes it for the marked samples.
+        """
+        vx = ax = None
+        if video is not None:
+            vx = self._self_and_text_attention(
+                video, self.attn1, self.attn2, self.scale_shift_table, perturb_self_attention
+            )
+        if audio is not None:
+            ax = self._self_and_text_attention(
+                audio, self.audio_attn1, self.audio_attn2, self.audio_scale_shift_table, perturb_self_attention
+            )
+        if vx is not None and ax is not None and isolate_modalities is not True:
+            to_video, to_audio = self._audio_video_exchange(vx, ax, video, audio)
+            if isinstance(isolate_modalities, torch.Tensor):
+                keep = (~isolate_modalities).to(vx.dtype).view(-1, 1, 1)
+                to_video, to_audio = to_video * keep, to_audio * keep
+            vx, ax = vx + to_video, ax + to_audio
+        if vx is not None:
+            vx = self._feed_forward(vx, video, self.ff, self.scale_shift_table)
+        if ax is not None:
+            ax = self._feed_forward(ax, audio, self.audio_ff, self.audio_scale_shift_table)
+        return vx, ax
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LTX2TransformerOutput(BaseOutput):
+    """Predicted velocities: ``sample [B, T_video, out_channels]``, ``audio_sample [B, T_audio, audio_out_channels]``
+    (``None`` when the call had no audio stream)."""
+
+    sample: torch.Tensor
+    audio_sample: torch.Tensor | None = None
+
+
+_UNSUPPORTED_FLAGS = {  # config flags of later LTX versions and the value LTX-2.0 has
+    "gated_attn": False,
+    "cross_attn_mod": False,
+    "audio_gated_attn": False,
+    "audio_cross_attn_mod": False,
+    "use_prompt_embeddings": True,
+    "use_keyframes_abs_pos_embedding": False,
+    "patch_size": 1,
+    "patch_size_t": 1,
+    "audio_patch_size": 1,
+    "audio_patch_size_t": 1,
+    "qk_norm": "rms_norm_across_heads",
+    "activation_fn": "gelu-approximate",
+    "norm_elementwise_affine": False,
+}
+
+
+class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin):
+    r"""LTX-2 dual-stream audio+video transformer.
+
+    Loads diffusers-format LTX-2.0 ``transformer/`` folders unchanged (same config keys and parameter names as
+    ``diffusers.LTX2VideoTransformer3DModel``). The defaults are the released 19B model (18,876,174,592 parameters).
+
+    Args:
+        in_channels / out_channels: video latent channels per token (128).
+        num_attention_heads / attention_head_dim: video heads × width (32 × 128 → 4096).
+        cross_attention_dim: video text-attention width; must equal the video inner width.
+        vae_scale_factors: pixels per latent along (time, height, width), for RoPE coordinates.
+        pos_embed_max_pos / base_height / base_width: RoPE normalisers (seconds, pixels, pixels).
+        audio_in_channels / audio_out_channels: audio token width (8 latent channels × 16 mel bins = 128).
+        audio_num_attention_heads / audio_attention_head_dim: audio heads × width (32 × 64 → 2048).
+        audio_cross_attention_dim: audio text-attention width (= audio inner width); also the width of the
+            audio<->video attentions and of their temporal RoPE.
+        audio_scale_factor / audio_sampling_rate / audio_hop_length: mel frames per audio token and the mel grid,
+            for audio RoPE coordinates in seconds.
+        audio_pos_embed_max_pos: audio RoPE normaliser in seconds.
+        num_layers: number of dual-stream blocks (48).
+        norm_eps: epsilon of every RMSNorm and of the output LayerNorm.
+        caption_channels: width of the text-connector output (3840); projected to each stream inside the model.
+        attention_bias / attention_out_bias / ff_bias: biases of the attention and feed-forward projections.
+        rope_theta / rope_double_precision / rope_type: RoPE base, float64 frequency grid, ``"split"`` layout.
+        causal_offset: causal first-frame shift of the video time axis (1).
+        timestep_scale_multiplier: σ → AdaLN input scale (1000).
+        cross_attn_timestep_scale_multiplier: scale of the A<->V gate input (1000 for the 19B checkpoints).
+
+    Other config keys of the diffusers format (``patch_size``, ``gated_attn``, ``perturbed_attn`` ...) are accepted;
+    values that describe later LTX versions raise a ``ValueError``.
+    """
+
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["LTX2TransformerBlock"]
+    _repeated_blocks = ["LTX2TransformerBlock"]
+    _skip_layerwise_casting_patterns = ["norm", "proj_in", "proj_out", "time_embed", "caption_projection", "av_cross"]
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 128,
+        out_channels: int | None = 128,
+        patch_size: int = 1,
+        patch_size_t: int = 1,
+        num_attention_heads: int = 32,
+        attention_head_dim: int = 128,
+        cross_attention_dim: int = 4096,
+        vae_scale_factors: tuple[int, int, int] = (8, 32, 32),
+        pos_embed_max_pos: int = 20,
+        base_height: int = 2048,
+        base_width: int = 2048,
+        gated_attn: bool = False,
+        cross_attn_mod: bool = False,
+        audio_in_channels: int = 128,
+        audio_out_channels: int | None = 128,
+        audio_patch_size: int = 1,
+        audio_patch_size_t: int = 1,
+        audio_num_attention_heads: int = 32,
+        audio_attention_head_dim: int = 64,
+        audio_cross_attention_dim: int = 2048,
+        audio_scale_factor: int = 4,
+        audio_pos_embed_max_pos: int = 20,
+        audio_sampling_rate: int = 16000,
+        audio_hop_length: int = 160,
+        audio_gated_attn: bool = False,
+        audio_cross_attn_mod: bool = False,
+        num_layers: int = 48,
+        activation_fn: str = "gelu-approximate",
+        qk_norm: str = "rms_norm_across_heads",
+        norm_elementwise_affine: bool = False,
+        norm_eps: float = 1e-6,
+        caption_channels: int = 3840,
+        attention_bias: bool = True,
+        attention_out_bias: bool = True,
+        rope_theta: float = 10000.0,
+        rope_double_precision: bool = True,
+        causal_offset: int = 1,
+        timestep_scale_multiplier: int = 1000,
+        cross_attn_timestep_scale_multiplier: int = 1000,
+        rope_type: str = "split",
+        use_prompt_embeddings: bool = True,
+        perturbed_attn: bool = False,
+        ff_bias: bool = True,
+        audio_ff_bias: bool = True,
+        use_prompt_adaln_single: bool = True,
+        use_keyframes_abs_pos_embedding: bool = False,
+    ) -> None:
+        super().__init__()
+        for key, supported in _UNSUPPORTED_FLAGS.items():
+            if locals()[key] != supported:
+                raise ValueError(
+                    f"{key}={locals()[key]!r} describes a later LTX version; this transformer implements LTX-2.0 "
+                    f"and needs {key}={supported!r}."
+                )
+        if rope_type not in ROPE_TYPES:
+            raise ValueError(f"rope_type must be one of {ROPE_TYPES}, got {rope_type!r}.")
+        if ff_bias != audio_ff_bias:
+            raise ValueError(f"ff_bias={ff_bias} and audio_ff_bias={audio_ff_bias} must agree.")
+        dim = num_attention_heads * attention_head_dim
+        audio_dim = audio_num_attention_heads * audio_attention_head_dim
+        if cross_attention_dim != dim:
+            raise ValueError(f"cross_attention_dim={cross_attention_dim} must equal the video width {dim}.")
+        if audio_cross_attention_dim != audio_dim:
+            raise ValueError(f"audio_cross_attention_dim={audio_cross_attention_dim} must equal the audio width "
+                             f"{audio_dim}.")
+        out_channels = out_channels or in_channels
+        audio_out_channels = audio_out_channels or audio_in_channels
+
+        self.proj_in = nn.Linear(in_channels, dim)
+        self.audio_proj_in = nn.Linear(audio_in_channels, audio_dim)
+        self.caption_projection = CaptionProjection(caption_channels, dim)
+        self.audio_caption_projection = CaptionProjection(caption_channels, audio_dim)
+        self.time_embed = AdaLayerNormSingle(dim, rows=6)
+        self.audio_time_embed = AdaLayerNormSingle(audio_dim, rows=6)
+        self.av_cross_attn_video_scale_shift = AdaLayerNormSingle(dim, rows=4)
+        self.av_cross_attn_audio_scale_shift = AdaLayerNormSingle(audio_dim, rows=4)
+        self.av_cross_attn_video_a2v_gate = AdaLayerNormSingle(dim, rows=1)
+        self.av_cross_attn_audio_v2a_gate = AdaLayerNormSingle(audio_dim, rows=1)
+
+        self.transformer_blocks = nn.ModuleList(
+            LTX2TransformerBlock(
+                dim, num_attention_heads, attention_head_dim,
+                audio_dim, audio_num_attention_heads, audio_attention_head_dim,
+                eps=norm_eps, attention_bias=attention_bias, attention_out_bias=attention_out_bias, ff_bias=ff_bias,
+            )
+            for _ in range(num_layers)
+        )
+
+        self.scale_shift_table = nn.Parameter(torch.randn(2, dim) / dim**0.5)
+        self.audio_scale_shift_table = nn.Parameter(torch.randn(2, audio_dim) / audio_dim**0.5)
+        self.norm_out = nn.LayerNorm(dim, eps=norm_eps, elementwise_affine=False)
+        self.audio_norm_out = nn.LayerNorm(audio_dim, eps=norm_eps, elementwise_affine=False)
+        self.proj_out = nn.Linear(dim, out_channels)
+        self.audio_proj_out = nn.Linear(audio_dim, audio_out_channels)
+        self.gradient_checkpointing = False
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Coordinates and RoPE
+    # ------------------------------------------------------------------------------------------------------------
+
+    def video_coordinates(
+        self, latent_frames: int, latent_height: int, latent_width: int, fps: float, batch_size: int = 1,
+        dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """:func:`~ltx2_diffusers.models.rope.video_coordinates` with this model's VAE scale factors."""
+        return video_coordinates(
+            latent_frames, latent_height, latent_width, fps, batch_size,
+            scale_factors=tuple(self.config.vae_scale_factors), causal_offset=self.config.causal_offset,
+            dtype=dtype, device=device,
+        )
+
+    def audio_coordinates(
+        self, num_tokens: int, batch_size: int = 1, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """:func:`~ltx2_diffusers.models.rope.audio_coordinates` with this model's mel grid."""
+        c = self.config
+        return audio_coordinates(
+            num_tokens, batch_size, sampling_rate=c.audio_sampling_rate, hop_length=c.audio_hop_length,
+            downsample_factor=c.audio_scale_factor, causal_offset=c.causal_offset, device=device,
+        )
+
+    def _rotary(
+        self, coords: torch.Tensor, max_pos: tuple[float, ...], width: int, heads: int, dtype: torch.dtype
+    ) -> RotaryTable:
+        c = self.config
+        freqs = rope_frequencies(len(max_pos), width, c.rope_theta, c.rope_double_precision)
+        return rotary_table(rope_angles(coords, max_pos, freqs), width, heads, c.rope_type, dtype)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Forward
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _stream(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        context_mask: torch.Tensor | None,
+        sigma: torch.Tensor,
+        rotary: RotaryTable,
+        prefix: str,
+    ) -> tuple[StreamState, Modulation]:
+        """Input projection, text projection and AdaLN of one stream; returns its state and output-head AdaLN."""
+        proj_in = getattr(self, f"{prefix}proj_in")
+        caption_projection = getattr(self, f"{prefix}caption_projection")
+        time_embed = getattr(self, f"{prefix}time_embed")
+        scale = self.config.timestep_scale_multiplier
+        index = None
+        if sigma.ndim == 2:  # per token: one AdaLN evaluation per distinct σ
+            sigma, index = torch.unique(sigma, return_inverse=True)
+        modulation, embedded = time_embed(sigma * scale, x.dtype)  # [N, 6, D], [N, D]
+        head = Modulation(embedded.unsqueeze(1).expand(-1, 2, -1), index)
+        state = StreamState(proj_in(x), caption_projection(context), context_mask, Modulation(modulation, index),
+                            rotary)
+        return state, head
+
+    def _cross_terms(
+        self, other_sigma: torch.Tensor, scale_shift: AdaLayerNormSingle, gate: AdaLayerNormSingle, dtype: torch.dtype
+    ) -> tuple[Modulation, Modulation]:
+        """A<->V modulation of one stream, driven by the *other* stream's per-sample σ."""
+        c = self.config
+        t = other_sigma * c.timestep_scale_multiplier
+        gate_factor = c.cross_attn_timestep_scale_multiplier / c.timestep_scale_multiplier
+        return Modulation(scale_shift(t, dtype)[0]), Modulation(gate(t * gate_factor, dtype)[0])
+
+    @staticmethod
+    def _output(x: torch.Tensor, head: Modulation, table: torch.Tensor, norm: nn.LayerNorm, proj: nn.Linear
+                ) -> torch.Tensor:
+        shift, scale = head.rows(table, 0, 2)
+        return proj(modulate(norm(x), shift, scale))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        audio_hidden_states: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        audio_encoder_hidden_states: torch.Tensor | None = None,
+        timestep: torch.Tensor | float | None = None,
+        audio_timestep: torch.Tensor | float | None = None,
+        sigma: torch.Tensor | float | None = None,
+        audio_sigma: torch.Tensor | float | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        audio_encoder_attention_mask: torch.Tensor | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        fps: float = 24.0,
+        video_coords: torch.Tensor | None = None,
+        audio_coords: torch.Tensor | None = None,
+        isolate_modalities: bool | torch.Tensor = False,
+        spatio_temporal_guidance_blocks: Sequence[int] | None = None,
+        perturbation_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> LTX2TransformerOutput | tuple[torch.Tensor, torch.Tensor | None]:
+        r"""Predicts the flow velocity of both streams.
+
+        Args:
+            hidden_states: packed, normalised video latents ``[B, T_v, in_channels]`` (token order frame, row,
+                column). ``T_v = 0`` runs audio only.
+            audio_hidden_states: packed, normalised audio latents ``[B, T_a, audio_in_channels]``; ``None`` or
+                ``T_a = 0`` runs video only (no audio stream, no audio<->video attention), as the reference does.
+            encoder_hidden_states / audio_encoder_hidden_states: text-connector outputs ``[B, L, caption_channels]``
+                for each stream.
+            timestep / audio_timestep: the noise level σ in ``[0, 1]`` (not ×1000): a float, ``[B]`` per sample or
+                ``[B, T]`` per token (clean conditioning tokens carry 0). ``audio_timestep`` defaults to the video
+                stream's per-sample σ.
+            sigma / audio_sigma: per-sample σ ``[B]`` of each stream. Each stream's audio<->video modulation is driven
+                by the *other* stream's value. Default: the stream's timestep, or its maximum over tokens.
+            encoder_attention_mask / audio_encoder_attention_mask: ``[B, L]`` with 1 for valid text tokens. An
+                all-ones mask (the connectors' registers guarantee one) is dropped, so mask-less kernels can run.
+            num_frames / height / width / fps: latent grid and frame rate, used to build ``video_coords`` when they
+                are not given.
+            video_coords / audio_coords: ``[B, 3, T_v, 2]`` and ``[B, 1, T_a, 2]`` ``[start, end)`` bounds (see
+                :func:`~ltx2_diffusers.models.rope.video_coordinates`). Built video coordinates use the latent
+                dtype, like the reference pipelines (exact in fp32, rounded in bf16).
+            isolate_modalities: ``True`` drops the audio<->video attention in every block and skips its compute; a
+                ``[B]`` bool tensor drops it for the marked samples only (modality guidance in a batched pass).
+            spatio_temporal_guidance_blocks: block indices whose self-attention (both streams) is replaced by its
+                value path (STG).
+            perturbation_mask: ``[B]``, 0 for samples that STG perturbs and 1 for the others; default: all samples.
+            return_dict: return an :class:`LTX2TransformerOutput` instead of a tuple.
+        """
+        c = self.config
+        # 1. Check inputs
+        batch, video_tokens = _check_tokens(hidden_states, c.in_channels, "hidden_states")
+        has_video = video_tokens > 0
+        has_audio = False
+        if audio_hidden_states is not None:
+            audio_batch, audio_tokens = _check_tokens(audio_hidden_states, c.audio_in_channels, "audio_hidden_states")
+            if audio_batch != batch:
+                raise ValueError(f"audio_hidden_states has batch {audio_batch} but hidden_states has batch {batch}.")
+            has_audio = audio_tokens > 0
+        if not (has_video or has_audio):
+            raise ValueError("Both streams are empty: pass video tokens, audio tokens or both.")
+        if timestep is None:
+            raise ValueError("timestep is required: the noise level σ in [0, 1], per sample [B] or per token [B, T].")
+        t_video = _check_sigma(timestep, batch, video_tokens, "timestep", hidden_states.device)
+        v_sigma = _per_sample(t_video) if sigma is None else _check_sigma(sigma, batch, None, "sigma",
+                                                                           hidden_states.device)
+        dtype = hidden_states.dtype
+        video = audio = None
+        if has_video:
+            ctx = _check_context(encoder_hidden_states, batch, c.caption_channels, "encoder_hidden_states")
+            if video_coords is None:
+                if None in (num_frames, height, width) or num_frames * height * width != video_tokens:
+                    raise ValueError(
+                        f"Pass video_coords [B, 3, {video_tokens}, 2] or num_frames, height and width (latent grid) "
+                        f"whose product is {video_tokens}; got {num_frames}, {height}, {width}."
+                    )
+                video_coords = self.video_coordinates(
+                    num_frames, height, width, fps, batch, dtype, hidden_states.device
+                )
+            video_coords = _check_coords(video_coords, batch, 3, video_tokens, "video_coords")
+            max_pos = (c.pos_embed_max_pos, c.base_height, c.base_width)
+            rotary = self._rotary(video_coords, max_pos, c.cross_attention_dim, c.num_attention_heads, dtype)
+            mask = _text_bias(encoder_attention_mask, ctx, dtype)
+            video, video_head = self._stream(hidden_states, ctx, mask, t_video, rotary, "")
+        if has_audio:
+            a_dtype = audio_hidden_states.dtype
+            ctx = _check_context(audio_encoder_hidden_states, batch, c.caption_channels, "audio_encoder_hidden_states")
+            t_audio = (v_sigma if audio_timestep is None
+                       else _check_sigma(audio_timestep, batch, audio_tokens, "audio_timestep", ctx.device))
+            a_sigma = _per_sample(t_audio) if audio_sigma is None else _check_sigma(
+                audio_sigma, batch, None, "audio_sigma", ctx.device)
+            if audio_coords is None:
+                audio_coords = self.audio_coordinates(audio_tokens, batch, audio_hidden_states.device)
+            audio_coords = _check_coords(audio_coords, batch, 1, audio_tokens, "audio_coords")
+            rotary = self._rotary(audio_coords, (c.audio_pos_embed_max_pos,), c.audio_cross_attention_dim,
+                                  c.audio_num_attention_heads, a_dtype)
+            mask = _text_bias(audio_encoder_attention_mask, ctx, a_dtype)
+            audio, audio_head = self._stream(audio_hidden_states, ctx, mask, t_audio, rotary, "audio_")
+
+        isolate = _batch_flag(isolate_modalities, batch, "isolate_modalities")
+        stg_blocks = set(spatio_temporal_guidance_blocks or ())
+        if any(not 0 <= i < c.num_layers for i in stg_blocks):
+            raise ValueError(f"spatio_temporal_guidance_blocks must lie in [0, {c.num_layers}), got "
+                             f"{sorted(stg_blocks)}.")
+        perturb = True if perturbation_mask is None else _batch_flag(
+            _check_sigma(perturbation_mask, batch, None, "perturbation_mask", hidden_states.device) == 0,
+            batch, "perturbation_mask")
+
+        # 2. Audio<->video exchange terms: each stream is modulated by the other stream's σ
+        if video is not None and audio is not None and isolate is not True:
+            cross_max = (max(c.pos_embed_max_pos, c.audio_pos_embed_max_pos),)
+            width_av = c.audio_cross_attention_dim
+            v_mod, v_gate = self._cross_terms(a_sigma, self.av_cross_attn_video_scale_shift,
+                                              self.av_cross_attn_video_a2v_gate, dtype)
+            a_mod, a_gate = self._cross_terms(v_sigma, self.av_cross_attn_audio_scale_shift,
+                                              self.av_cross_attn_audio_v2a_gate, a_dtype)
+            video = replace(video, cross_modulation=v_mod, cross_gate=v_gate, cross_rotary=self._rotary(
+                video_coords[:, :1], cross_max, width_av, c.num_attention_heads, dtype))
+            audio = replace(audio, cross_modulation=a_mod, cross_gate=a_gate, cross_rotary=self._rotary(
+                audio_coords[:, :1], cross_max, width_av, c.audio_num_attention_heads, a_dtype))
+
+        # 3. Blocks
+        for i, block in enumerate(self.transformer_blocks):
+            block_perturb = perturb if i in stg_blocks else False
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                vx, ax = self._gradient_checkpointing_func(block, video, audio, block_perturb, isolate)
+            else:
+                vx, ax = block(video, audio, block_perturb, isolate)
+            video = replace(video, hidden_states=vx) if video is not None else None
+            audio = replace(audio, hidden_states=ax) if audio is not None else None
+
+        # 4. Output heads
+        if video is not None:
+            sample = self._output(
+                video.hidden_states, video_head, self.scale_shift_table, self.norm_out, self.proj_out
+            )
+        else:
+            sample = hidden_states.new_zeros(batch, 0, self.proj_out.out_features)
+        audio_sample = None
+        if audio is not None:
+            audio_sample = self._output(audio.hidden_states, audio_head, self.audio_scale_shift_table,
+                                        self.audio_norm_out, self.audio_proj_out)
+        elif audio_hidden_states is not None:
+            audio_sample = audio_hidden_states.new_zeros(batch, 0, self.audio_proj_out.out_features)
+        if not return_dict:
+            return sample, audio_sample
+        return LTX2TransformerOutput(sample=sample, audio_sample=audio_sample)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _check_tokens(x: torch.Tensor, channels: int, name: str) -> tuple[int, int]:
+    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be packed latents [batch, tokens, {channels}], got {shape}.")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}.")
+    return x.shape[0], x.shape[1]
+
+
+def _check_context(x: torch.Tensor | None, batch: int, channels: int, name: str) -> torch.Tensor:
+    if x is None or x.ndim != 3 or x.shape[0] != batch or x.shape[-1] != channels:
+        shape = None if x is None else tuple(x.shape)
+        raise ValueError(f"{name} must be text-connector output [{batch}, text_tokens, {channels}], got {shape}.")
+    return x
+
+
+def _check_sigma(
+    value: torch.Tensor | float, batch: int, tokens: int | None, name: str, device: torch.device
+) -> torch.Tensor:
+    """σ as ``[B]`` or ``[B, T]`` float; per-token values that are constant within each sample collapse to ``[B]``."""
+    t = torch.as_tensor(value, device=device)
+    if t.is_complex():
+        raise ValueError(f"{name} must be real, got {t.dtype}.")
+    t = t if t.is_floating_point() else t.float()
+    if t.ndim == 0 or (t.ndim == 1 and t.shape[0] == 1):
+        return t.reshape(1).expand(batch)
+    if t.ndim == 3 and t.shape[-1] == 1:
+        t = t[..., 0]
+    if t.ndim == 1 and t.shape[0] == batch:
+        return t
+    if tokens is not None and t.ndim == 2 and t.shape == (batch, tokens):
+        return t[:, 0] if bool((t == t[:, :1]).all()) else t
+    expected = f"[{batch}]" if tokens is None else f"a float, [{batch}] or [{batch}, {tokens}]"
+    raise ValueError(f"{name} must be {expected}, got shape {tuple(t.shape)}.")
+
+
+def _per_sample(t: torch.Tensor) -> torch.Tensor:
+    return t if t.ndim == 1 else t.amax(dim=1)
+
+
+def _check_coords(coords: torch.Tensor, batch: int, axes: int, tokens: int, name: str) -> torch.Tensor:
+    if coords.ndim != 4 or coords.shape[1:] != (axes, tokens, 2) or coords.shape[0] not in (1, batch):
+        raise ValueError(f"{name} must have shape [{batch}, {axes}, {tokens}, 2], got {tuple(coords.shape)}.")
+    return coords.expand(batch, -1, -1, -1)
+
+
+def _text_bias(mask: torch.Tensor | None, context: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, L]`` keep-mask -> additive ``[B, 1, 1, L]`` bias; ``None`` when every token is valid."""
+    if mask is None:
+        return None
+    if mask.shape != context.shape[:2]:
+        raise ValueError(f"text attention mask must have shape {tuple(context.shape[:2])}, got {tuple(mask.shape)}.")
+    keep = mask.bool() if mask.dtype == torch.bool else mask > 0.5
+    if bool(keep.all()):
+        return None
+    return ((~keep).to(dtype) * torch.finfo(dtype).min).view(mask.shape[0], 1, 1, -1)
+
+
+def _batch_flag(flag: bool | torch.Tensor, batch: int, name: str) -> bool | torch.Tensor:
+    """A bool, or a ``[B]`` bool tensor reduced to a bool when it is uniform."""
+    if isinstance(flag, bool):
+        return flag
+    flag = torch.as_tensor(flag).bool()
+    if flag.shape != (batch,):
+        raise ValueError(f"{name} must be a bool or a [{batch}] bool tensor, got shape {tuple(flag.shape)}.")
+    if bool(flag.all()):
+        return True
+    if not bool(flag.any()):
+        return False
+    return flag
