@@ -1,0 +1,228 @@
+"""Forward-pass benchmark: ``LTX2AudioVideoTransformer`` vs diffusers' ``LTX2VideoTransformer3DModel``.
+
+Both models run in one process on identical weights: ours is built (random init) on the target device and dtype,
+diffusers' is built on the meta device and receives ours' state dict with ``load_state_dict(strict=True,
+assign=True)``, so the two share the same parameter storage (no second copy of the weights). Before timing, the two
+outputs are compared (max abs diff), then warm-up and timed runs interleave ours / diffusers.
+
+    python bench/bench_transformer.py --threads 2              # medium config, fp32, CPU
+    python bench/bench_transformer.py --config full            # real 19B config, bf16, CUDA, 121 x 704 x 1280
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import diffusers
+import torch
+
+from ltx2_diffusers import LTX2AudioVideoTransformer
+
+MEDIUM: dict[str, Any] = dict(
+    num_layers=4, num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
+    audio_num_attention_heads=8, audio_attention_head_dim=32, audio_cross_attention_dim=256,
+    caption_channels=256, in_channels=128, audio_in_channels=128, rope_type="split", perturbed_attn=False,
+)
+FULL: dict[str, Any] = dict(rope_type="split", perturbed_attn=False)  # every other value: the real 19B defaults
+# latent grid (frames, height, width), audio tokens, text tokens
+SHAPES = {"medium": (4, 8, 12, 26, 128), "full": (16, 22, 40, 126, 1024)}  # full: 121 frames at 704 x 1280
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def build_models(cfg: dict[str, Any], device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, ...]:
+    """Ours with random weights on ``device``; diffusers' on meta, then pointed at ours' tensors."""
+    with torch.device(device), default_dtype(dtype):
+        ours = LTX2AudioVideoTransformer(**cfg)
+    full_cfg = {k: v for k, v in ours.config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        theirs = diffusers.LTX2VideoTransformer3DModel(**full_cfg)
+    theirs.load_state_dict(ours.state_dict(), strict=True, assign=True)
+    leftover = [n for n, t in [*theirs.named_parameters(), *theirs.named_buffers()] if t.is_meta]
+    if leftover:
+        raise RuntimeError(f"diffusers tensors left on meta after loading: {leftover[:5]}")
+    return ours.eval(), theirs.eval()
+
+
+def make_inputs(cfg: dict[str, Any], shape: tuple[int, ...], batch: int, device: torch.device,
+                dtype: torch.dtype) -> dict[str, Any]:
+    frames, height, width, audio_tokens, text_tokens = shape
+    gen = torch.Generator().manual_seed(batch)
+
+    def randn(*size: int) -> torch.Tensor:
+        return torch.randn(*size, generator=gen).to(device=device, dtype=dtype)
+
+    return dict(
+        video=randn(batch, frames * height * width, cfg["in_channels"]),
+        audio=randn(batch, audio_tokens, cfg["audio_in_channels"]),
+        text=randn(batch, text_tokens, cfg["caption_channels"]),
+        audio_text=randn(batch, text_tokens, cfg["caption_channels"]),
+        sigma=torch.linspace(0.7, 0.4, batch, device=device),  # distinct per sample and per stream
+        audio_sigma=torch.linspace(0.55, 0.25, batch, device=device),
+        grid=(frames, height, width),
+    )
+
+
+def run_ours(model: torch.nn.Module, x: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    frames, height, width = x["grid"]
+    return model(
+        x["video"], x["audio"], x["text"], x["audio_text"], timestep=x["sigma"], audio_timestep=x["audio_sigma"],
+        sigma=x["sigma"], audio_sigma=x["audio_sigma"], num_frames=frames, height=height, width=width, fps=24.0,
+        return_dict=False,
+    )
+
+
+def run_theirs(model: torch.nn.Module, x: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    frames, height, width = x["grid"]
+    sigma, audio_sigma = x["sigma"] * 1000, x["audio_sigma"] * 1000
+    return model(
+        hidden_states=x["video"], audio_hidden_states=x["audio"], encoder_hidden_states=x["text"],
+        audio_encoder_hidden_states=x["audio_text"], timestep=sigma, audio_timestep=audio_sigma, sigma=sigma,
+        audio_sigma=audio_sigma, num_frames=frames, height=height, width=width, fps=24.0,
+        audio_num_frames=x["audio"].shape[1], use_cross_timestep=True, return_dict=False,
+    )
+
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def timed_call(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float | None]:
+    """Runs ``fn`` once: (output, seconds, memory in MiB or None).
+
+    Memory: on CUDA ``torch.cuda.max_memory_allocated`` during the call (weights included); on CPU the peak RSS of
+    the call above the RSS at its start (approximate: the allocator may reuse memory freed by earlier calls).
+    """
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = 0
+    else:
+        try:  # "5" resets the kernel's peak-RSS counter (VmHWM) of this process
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            base = _proc_status_kib("VmRSS") * 1024
+        except OSError:
+            base = None
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) - base
+    else:
+        peak = None if base is None else _proc_status_kib("VmHWM") * 1024 - base
+    return out, seconds, None if peak is None else peak / 2**20
+
+
+def max_abs_diff(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
+    return [(x.float() - y.float()).abs().max().item() for x, y in zip(a, b)]
+
+
+def bench(ours: torch.nn.Module, theirs: torch.nn.Module, x: dict[str, Any], warmup: int, runs: int,
+          device: torch.device) -> dict[str, Any]:
+    calls = {"ours": lambda: run_ours(ours, x), "diffusers": lambda: run_theirs(theirs, x)}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    peaks: dict[str, list[float]] = {name: [] for name in calls}
+    outputs: dict[str, Any] = {}
+    for i in range(max(warmup, 1) + runs):
+        # interleave, alternating which model goes first
+        for name in (("ours", "diffusers") if i % 2 == 0 else ("diffusers", "ours")):
+            out, seconds, peak = timed_call(calls[name], device)
+            if i == 0:
+                outputs[name] = out
+            if peak is not None:
+                peaks[name].append(peak)
+            if i >= max(warmup, 1):
+                times[name].append(seconds)
+    diff = max_abs_diff(outputs["ours"], outputs["diffusers"])
+    result: dict[str, Any] = {"max_abs_diff_video": diff[0], "max_abs_diff_audio": diff[1]}
+    for name in calls:
+        result[f"{name}_median_s"] = statistics.median(times[name])
+        result[f"{name}_times_s"] = times[name]
+        result[f"{name}_peak_mib"] = max(peaks[name]) if peaks[name] else None
+    result["ratio_ours_over_diffusers"] = result["ours_median_s"] / result["diffusers_median_s"]
+    return result
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", choices=("medium", "full"), default="medium",
+                   help="medium: small fp32 model on CPU; full: real 19B config in bf16 on CUDA")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs per model (at least 1: the parity run)")
+    p.add_argument("--runs", type=int, default=10, help="timed runs per model")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.config == "full":
+        if not torch.cuda.is_available():
+            sys.exit("--config full needs a CUDA GPU (~45 GB: 19B bf16 weights shared by both models); none found.")
+        cfg, device, dtype = FULL, torch.device("cuda"), torch.bfloat16
+    else:
+        cfg, device, dtype = MEDIUM, torch.device("cpu"), torch.float32
+    ours, theirs = build_models(cfg, device, dtype)
+    params = sum(p.numel() for p in ours.parameters())
+    cfg = {k: v for k, v in ours.config.items() if not k.startswith("_")}
+    shape = SHAPES[args.config]
+    rows = []
+    with torch.inference_mode():
+        for batch in args.batch:
+            x = make_inputs(cfg, shape, batch, device, dtype)
+            rows.append({"batch": batch, **bench(ours, theirs, x, args.warmup, args.runs, device)})
+
+    frames, height, width, audio_tokens, text_tokens = shape
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    meta = {
+        "config": args.config, "params": params, "dtype": str(dtype).removeprefix("torch."), "device": dev_name,
+        "torch": torch.__version__, "diffusers": diffusers.__version__, "warmup": args.warmup, "runs": args.runs,
+        "video_tokens": frames * height * width, "latent_grid": [frames, height, width],
+        "audio_tokens": audio_tokens, "text_tokens": text_tokens, "model_config": cfg,
+    }
+    scale, unit = (1.0, "s") if args.config == "full" else (1e3, "ms")
+    mem = "max_memory_allocated (MiB)" if device.type == "cuda" else "peak RSS delta (MiB, approx.)"
+    print(f"\n{args.config}: {params / 1e6:.1f}M params, {meta['dtype']}, {dev_name}, torch {torch.__version__}, "
+          f"diffusers {diffusers.__version__}; {meta['video_tokens']} video / {audio_tokens} audio / "
+          f"{text_tokens} text tokens; median of {args.runs} runs after {args.warmup} warm-up\n")
+    print(f"| config | batch | ours ({unit}) | diffusers ({unit}) | ours / diffusers | max abs diff (video / audio) "
+          f"| {mem}: ours / diffusers |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        peaks = " / ".join("n/a" if r[f"{n}_peak_mib"] is None else f"{r[f'{n}_peak_mib']:.0f}"
+                           for n in ("ours", "diffusers"))
+        print(f"| {args.config} | {r['batch']} | {r['ours_median_s'] * scale:.3g} | "
+              f"{r['diffusers_median_s'] * scale:.3g} | {r['ratio_ours_over_diffusers']:.3f} | "
+              f"{r['max_abs_diff_video']:.2e} / {r['max_abs_diff_audio']:.2e} | {peaks} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": rows}, f, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()
