@@ -38,6 +38,15 @@ from .rope import (
     rotary_table,
     video_coordinates,
 )
+from .transformer_inputs import (
+    batch_flag,
+    check_context,
+    check_coords,
+    check_sigma,
+    check_tokens,
+    per_sample,
+    text_bias,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -492,11 +501,11 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         """
         c = self.config
         # 1. Check inputs
-        batch, video_tokens = _check_tokens(hidden_states, c.in_channels, "hidden_states")
+        batch, video_tokens = check_tokens(hidden_states, c.in_channels, "hidden_states")
         has_video = video_tokens > 0
         has_audio = False
         if audio_hidden_states is not None:
-            audio_batch, audio_tokens = _check_tokens(audio_hidden_states, c.audio_in_channels, "audio_hidden_states")
+            audio_batch, audio_tokens = check_tokens(audio_hidden_states, c.audio_in_channels, "audio_hidden_states")
             if audio_batch != batch:
                 raise ValueError(f"audio_hidden_states has batch {audio_batch} but hidden_states has batch {batch}.")
             has_audio = audio_tokens > 0
@@ -504,13 +513,13 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             raise ValueError("Both streams are empty: pass video tokens, audio tokens or both.")
         if timestep is None:
             raise ValueError("timestep is required: the noise level σ in [0, 1], per sample [B] or per token [B, T].")
-        t_video = _check_sigma(timestep, batch, video_tokens, "timestep", hidden_states.device)
-        v_sigma = _per_sample(t_video) if sigma is None else _check_sigma(sigma, batch, None, "sigma",
+        t_video = check_sigma(timestep, batch, video_tokens, "timestep", hidden_states.device)
+        v_sigma = per_sample(t_video) if sigma is None else check_sigma(sigma, batch, None, "sigma",
                                                                            hidden_states.device)
         dtype = hidden_states.dtype
         video = audio = None
         if has_video:
-            ctx = _check_context(encoder_hidden_states, batch, c.caption_channels, "encoder_hidden_states")
+            ctx = check_context(encoder_hidden_states, batch, c.caption_channels, "encoder_hidden_states")
             if video_coords is None:
                 if None in (num_frames, height, width) or num_frames * height * width != video_tokens:
                     raise ValueError(
@@ -520,33 +529,33 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
                 video_coords = self.video_coordinates(
                     num_frames, height, width, fps, batch, dtype, hidden_states.device
                 )
-            video_coords = _check_coords(video_coords, batch, 3, video_tokens, "video_coords")
+            video_coords = check_coords(video_coords, batch, 3, video_tokens, "video_coords")
             max_pos = (c.pos_embed_max_pos, c.base_height, c.base_width)
             rotary = self._rotary(video_coords, max_pos, c.cross_attention_dim, c.num_attention_heads, dtype)
-            mask = _text_bias(encoder_attention_mask, ctx, dtype)
+            mask = text_bias(encoder_attention_mask, ctx, dtype)
             video, video_head = self._stream(hidden_states, ctx, mask, t_video, rotary, "")
         if has_audio:
             a_dtype = audio_hidden_states.dtype
-            ctx = _check_context(audio_encoder_hidden_states, batch, c.caption_channels, "audio_encoder_hidden_states")
+            ctx = check_context(audio_encoder_hidden_states, batch, c.caption_channels, "audio_encoder_hidden_states")
             t_audio = (v_sigma if audio_timestep is None
-                       else _check_sigma(audio_timestep, batch, audio_tokens, "audio_timestep", ctx.device))
-            a_sigma = _per_sample(t_audio) if audio_sigma is None else _check_sigma(
+                       else check_sigma(audio_timestep, batch, audio_tokens, "audio_timestep", ctx.device))
+            a_sigma = per_sample(t_audio) if audio_sigma is None else check_sigma(
                 audio_sigma, batch, None, "audio_sigma", ctx.device)
             if audio_coords is None:
                 audio_coords = self.audio_coordinates(audio_tokens, batch, audio_hidden_states.device)
-            audio_coords = _check_coords(audio_coords, batch, 1, audio_tokens, "audio_coords")
+            audio_coords = check_coords(audio_coords, batch, 1, audio_tokens, "audio_coords")
             rotary = self._rotary(audio_coords, (c.audio_pos_embed_max_pos,), c.audio_cross_attention_dim,
                                   c.audio_num_attention_heads, a_dtype)
-            mask = _text_bias(audio_encoder_attention_mask, ctx, a_dtype)
+            mask = text_bias(audio_encoder_attention_mask, ctx, a_dtype)
             audio, audio_head = self._stream(audio_hidden_states, ctx, mask, t_audio, rotary, "audio_")
 
-        isolate = _batch_flag(isolate_modalities, batch, "isolate_modalities")
+        isolate = batch_flag(isolate_modalities, batch, "isolate_modalities")
         stg_blocks = set(spatio_temporal_guidance_blocks or ())
         if any(not 0 <= i < c.num_layers for i in stg_blocks):
             raise ValueError(f"spatio_temporal_guidance_blocks must lie in [0, {c.num_layers}), got "
                              f"{sorted(stg_blocks)}.")
-        perturb = True if perturbation_mask is None else _batch_flag(
-            _check_sigma(perturbation_mask, batch, None, "perturbation_mask", hidden_states.device) == 0,
+        perturb = True if perturbation_mask is None else batch_flag(
+            check_sigma(perturbation_mask, batch, None, "perturbation_mask", hidden_states.device) == 0,
             batch, "perturbation_mask")
 
         # 2. Audio<->video exchange terms: each stream is modulated by the other stream's σ
@@ -588,80 +597,3 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         if not return_dict:
             return sample, audio_sample
         return LTX2TransformerOutput(sample=sample, audio_sample=audio_sample)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Input checks
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _check_tokens(x: torch.Tensor, channels: int, name: str) -> tuple[int, int]:
-    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != channels:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be packed latents [batch, tokens, {channels}], got {shape}.")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}.")
-    return x.shape[0], x.shape[1]
-
-
-def _check_context(x: torch.Tensor | None, batch: int, channels: int, name: str) -> torch.Tensor:
-    if x is None or x.ndim != 3 or x.shape[0] != batch or x.shape[-1] != channels:
-        shape = None if x is None else tuple(x.shape)
-        raise ValueError(f"{name} must be text-connector output [{batch}, text_tokens, {channels}], got {shape}.")
-    return x
-
-
-def _check_sigma(
-    value: torch.Tensor | float, batch: int, tokens: int | None, name: str, device: torch.device
-) -> torch.Tensor:
-    """σ as ``[B]`` or ``[B, T]`` float; per-token values that are constant within each sample collapse to ``[B]``."""
-    t = torch.as_tensor(value, device=device)
-    if t.is_complex():
-        raise ValueError(f"{name} must be real, got {t.dtype}.")
-    t = t if t.is_floating_point() else t.float()
-    if t.ndim == 0 or (t.ndim == 1 and t.shape[0] == 1):
-        return t.reshape(1).expand(batch)
-    if t.ndim == 3 and t.shape[-1] == 1:
-        t = t[..., 0]
-    if t.ndim == 1 and t.shape[0] == batch:
-        return t
-    if tokens is not None and t.ndim == 2 and t.shape == (batch, tokens):
-        return t[:, 0] if bool((t == t[:, :1]).all()) else t
-    expected = f"[{batch}]" if tokens is None else f"a float, [{batch}] or [{batch}, {tokens}]"
-    raise ValueError(f"{name} must be {expected}, got shape {tuple(t.shape)}.")
-
-
-def _per_sample(t: torch.Tensor) -> torch.Tensor:
-    return t if t.ndim == 1 else t.amax(dim=1)
-
-
-def _check_coords(coords: torch.Tensor, batch: int, axes: int, tokens: int, name: str) -> torch.Tensor:
-    if coords.ndim != 4 or coords.shape[1:] != (axes, tokens, 2) or coords.shape[0] not in (1, batch):
-        raise ValueError(f"{name} must have shape [{batch}, {axes}, {tokens}, 2], got {tuple(coords.shape)}.")
-    return coords.expand(batch, -1, -1, -1)
-
-
-def _text_bias(mask: torch.Tensor | None, context: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-    """``[B, L]`` keep-mask -> additive ``[B, 1, 1, L]`` bias; ``None`` when every token is valid."""
-    if mask is None:
-        return None
-    if mask.shape != context.shape[:2]:
-        raise ValueError(f"text attention mask must have shape {tuple(context.shape[:2])}, got {tuple(mask.shape)}.")
-    keep = mask.bool() if mask.dtype == torch.bool else mask > 0.5
-    if bool(keep.all()):
-        return None
-    return ((~keep).to(dtype) * torch.finfo(dtype).min).view(mask.shape[0], 1, 1, -1)
-
-
-def _batch_flag(flag: bool | torch.Tensor, batch: int, name: str) -> bool | torch.Tensor:
-    """A bool, or a ``[B]`` bool tensor reduced to a bool when it is uniform."""
-    if isinstance(flag, bool):
-        return flag
-    flag = torch.as_tensor(flag).bool()
-    if flag.shape != (batch,):
-        raise ValueError(f"{name} must be a bool or a [{batch}] bool tensor, got shape {tuple(flag.shape)}.")
-    if bool(flag.all()):
-        return True
-    if not bool(flag.any()):
-        return False
-    return flag
