@@ -7,6 +7,7 @@ Module and parameter names follow the diffusers LTX-2 file format (``to_q``, ``n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,16 +45,21 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 10
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class TimestepMLP(nn.Module):
-    """Linear -> SiLU -> Linear on a 256-wide sinusoid."""
+class TwoLayerMLP(nn.Module):
+    """Linear -> activation -> Linear, stored as ``linear_1`` / ``linear_2``."""
 
-    def __init__(self, in_features: int, dim: int) -> None:
+    def __init__(self, in_features: int, dim: int, activation: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.linear_1 = nn.Linear(in_features, dim)
         self.linear_2 = nn.Linear(dim, dim)
+        self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.silu(self.linear_1(x)))
+        return self.linear_2(self.activation(self.linear_1(x)))
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
 
 
 class TimestepEmbedding(nn.Module):
@@ -62,7 +68,7 @@ class TimestepEmbedding(nn.Module):
     def __init__(self, dim: int, sinusoid_dim: int = 256) -> None:
         super().__init__()
         self.sinusoid_dim = sinusoid_dim
-        self.timestep_embedder = TimestepMLP(sinusoid_dim, dim)
+        self.timestep_embedder = TwoLayerMLP(sinusoid_dim, dim, F.silu)
 
     def forward(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return self.timestep_embedder(sinusoidal_embedding(t, self.sinusoid_dim).to(dtype))
@@ -85,16 +91,9 @@ class AdaLayerNormSingle(nn.Module):
         return self.linear(F.silu(embedded)).unflatten(-1, (self.rows, -1)), embedded
 
 
-class CaptionProjection(nn.Module):
+def text_projection(in_features: int, dim: int) -> TwoLayerMLP:
     """Text features -> stream width: Linear -> GELU(tanh) -> Linear."""
-
-    def __init__(self, in_features: int, dim: int) -> None:
-        super().__init__()
-        self.linear_1 = nn.Linear(in_features, dim)
-        self.linear_2 = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.gelu(self.linear_1(x), approximate="tanh"))
+    return TwoLayerMLP(in_features, dim, gelu_tanh)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -108,7 +107,7 @@ class _GeluTanhProjection(nn.Module):
         self.proj = nn.Linear(dim_in, dim_out, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.proj(x), approximate="tanh")
+        return gelu_tanh(self.proj(x))
 
 
 class FeedForward(nn.Module):

@@ -23,11 +23,11 @@ from torch import nn
 
 from .layers import (
     AdaLayerNormSingle,
-    CaptionProjection,
     FeedForward,
     LTX2Attention,
     modulate,
     rms_norm,
+    text_projection,
 )
 from .rope import (
     ROPE_TYPES,
@@ -348,8 +348,8 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
 
         self.proj_in = nn.Linear(in_channels, dim)
         self.audio_proj_in = nn.Linear(audio_in_channels, audio_dim)
-        self.caption_projection = CaptionProjection(caption_channels, dim)
-        self.audio_caption_projection = CaptionProjection(caption_channels, audio_dim)
+        self.caption_projection = text_projection(caption_channels, dim)
+        self.audio_caption_projection = text_projection(caption_channels, audio_dim)
         self.time_embed = AdaLayerNormSingle(dim, rows=6)
         self.audio_time_embed = AdaLayerNormSingle(audio_dim, rows=6)
         self.av_cross_attn_video_scale_shift = AdaLayerNormSingle(dim, rows=4)
@@ -421,7 +421,7 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
     ) -> tuple[StreamState, Modulation]:
         """Input projection, text projection and AdaLN of one stream; returns its state and output-head AdaLN."""
         proj_in = getattr(self, f"{prefix}proj_in")
-        caption_projection = getattr(self, f"{prefix}caption_projection")
+        project_text = getattr(self, f"{prefix}caption_projection")
         time_embed = getattr(self, f"{prefix}time_embed")
         scale = self.config.timestep_scale_multiplier
         index = None
@@ -429,7 +429,7 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             sigma, index = torch.unique(sigma, return_inverse=True)
         modulation, embedded = time_embed(sigma * scale, x.dtype)  # [N, 6, D], [N, D]
         head = Modulation(embedded.unsqueeze(1).expand(-1, 2, -1), index)
-        state = StreamState(proj_in(x), caption_projection(context), context_mask, Modulation(modulation, index),
+        state = StreamState(proj_in(x), project_text(context), context_mask, Modulation(modulation, index),
                             rotary)
         return state, head
 
