@@ -62,19 +62,25 @@ def build_models(cfg: dict[str, Any], device: torch.device, dtype: torch.dtype) 
 
 
 def make_inputs(cfg: dict[str, Any], shape: tuple[int, ...], batch: int, device: torch.device,
-                dtype: torch.dtype) -> dict[str, Any]:
+                dtype: torch.dtype, per_token: bool = False) -> dict[str, Any]:
     frames, height, width, audio_tokens, text_tokens = shape
     gen = torch.Generator().manual_seed(batch)
 
     def randn(*size: int) -> torch.Tensor:
         return torch.randn(*size, generator=gen).to(device=device, dtype=dtype)
 
+    sigma = torch.linspace(0.7, 0.4, batch, device=device)  # distinct per sample and per stream
+    video_timestep = sigma
+    if per_token:  # image conditioning: the first latent frame is clean (σ = 0), the rest at the sample's σ
+        video_timestep = sigma[:, None].repeat(1, frames * height * width)
+        video_timestep[:, : height * width] = 0.0
     return dict(
         video=randn(batch, frames * height * width, cfg["in_channels"]),
         audio=randn(batch, audio_tokens, cfg["audio_in_channels"]),
         text=randn(batch, text_tokens, cfg["caption_channels"]),
         audio_text=randn(batch, text_tokens, cfg["caption_channels"]),
-        sigma=torch.linspace(0.7, 0.4, batch, device=device),  # distinct per sample and per stream
+        sigma=sigma,
+        video_timestep=video_timestep,
         audio_sigma=torch.linspace(0.55, 0.25, batch, device=device),
         grid=(frames, height, width),
     )
@@ -83,7 +89,8 @@ def make_inputs(cfg: dict[str, Any], shape: tuple[int, ...], batch: int, device:
 def run_ours(model: torch.nn.Module, x: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     frames, height, width = x["grid"]
     return model(
-        x["video"], x["audio"], x["text"], x["audio_text"], timestep=x["sigma"], audio_timestep=x["audio_sigma"],
+        x["video"], x["audio"], x["text"], x["audio_text"], timestep=x["video_timestep"],
+        audio_timestep=x["audio_sigma"],
         sigma=x["sigma"], audio_sigma=x["audio_sigma"], num_frames=frames, height=height, width=width, fps=24.0,
         return_dict=False,
     )
@@ -94,7 +101,8 @@ def run_theirs(model: torch.nn.Module, x: dict[str, Any]) -> tuple[torch.Tensor,
     sigma, audio_sigma = x["sigma"] * 1000, x["audio_sigma"] * 1000
     return model(
         hidden_states=x["video"], audio_hidden_states=x["audio"], encoder_hidden_states=x["text"],
-        audio_encoder_hidden_states=x["audio_text"], timestep=sigma, audio_timestep=audio_sigma, sigma=sigma,
+        audio_encoder_hidden_states=x["audio_text"], timestep=x["video_timestep"] * 1000,
+        audio_timestep=audio_sigma, sigma=sigma,
         audio_sigma=audio_sigma, num_frames=frames, height=height, width=width, fps=24.0,
         audio_num_frames=x["audio"].shape[1], use_cross_timestep=True, return_dict=False,
     )
@@ -175,6 +183,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=10, help="timed runs per model")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--per-token", action="store_true",
+                   help="per-token video σ with a clean first latent frame (image conditioning)")
     return p.parse_args()
 
 
@@ -195,13 +205,14 @@ def main() -> None:
     rows = []
     with torch.inference_mode():
         for batch in args.batch:
-            x = make_inputs(cfg, shape, batch, device, dtype)
+            x = make_inputs(cfg, shape, batch, device, dtype, args.per_token)
             rows.append({"batch": batch, **bench(ours, theirs, x, args.warmup, args.runs, device)})
 
     frames, height, width, audio_tokens, text_tokens = shape
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
     meta = {
-        "config": args.config, "params": params, "dtype": str(dtype).removeprefix("torch."), "device": dev_name,
+        "config": args.config, "per_token_timesteps": args.per_token,
+        "params": params, "dtype": str(dtype).removeprefix("torch."), "device": dev_name,
         "torch": torch.__version__, "diffusers": diffusers.__version__, "warmup": args.warmup, "runs": args.runs,
         "video_tokens": frames * height * width, "latent_grid": [frames, height, width],
         "audio_tokens": audio_tokens, "text_tokens": text_tokens, "model_config": cfg,
@@ -214,10 +225,11 @@ def main() -> None:
     print(f"| config | batch | ours ({unit}) | diffusers ({unit}) | ours / diffusers | max abs diff (video / audio) "
           f"| {mem}: ours / diffusers |")
     print("|---|---|---|---|---|---|---|")
+    label = args.config + (", per-token σ" if args.per_token else "")
     for r in rows:
         peaks = " / ".join("n/a" if r[f"{n}_peak_mib"] is None else f"{r[f'{n}_peak_mib']:.0f}"
                            for n in ("ours", "diffusers"))
-        print(f"| {args.config} | {r['batch']} | {r['ours_median_s'] * scale:.3g} | "
+        print(f"| {label} | {r['batch']} | {r['ours_median_s'] * scale:.3g} | "
               f"{r['diffusers_median_s'] * scale:.3g} | {r['ratio_ours_over_diffusers']:.3f} | "
               f"{r['max_abs_diff_video']:.2e} / {r['max_abs_diff_audio']:.2e} | {peaks} |")
     if args.json:
