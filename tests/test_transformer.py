@@ -122,6 +122,9 @@ def test_batched_perturbations_equal_separate_calls():
     iso_all = model(**inputs, isolate_modalities=True).sample
     torch.testing.assert_close(mixed[0], stg_all[0], rtol=0, atol=1e-6)
     torch.testing.assert_close(mixed[1], iso_all[1], rtol=0, atol=1e-6)
+    # STG is active although the config says perturbed_attn=False (the LTX-2.0 folders' value)
+    assert not model.config.perturbed_attn
+    assert (stg_all - model(**inputs).sample).abs().max() > 1e-4
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

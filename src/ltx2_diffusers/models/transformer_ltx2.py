@@ -18,7 +18,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.utils import BaseOutput, logging
+from diffusers.utils import BaseOutput
 from torch import nn
 
 from .layers import (
@@ -47,8 +47,6 @@ from .transformer_inputs import (
     per_sample,
     text_bias,
 )
-
-logger = logging.get_logger(__name__)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Per-stream state
@@ -266,8 +264,10 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         timestep_scale_multiplier: σ → AdaLN input scale (1000).
         cross_attn_timestep_scale_multiplier: scale of the A<->V gate input (1000 for the 19B checkpoints).
 
-    Other config keys of the diffusers format (``patch_size``, ``gated_attn``, ``perturbed_attn`` ...) are accepted;
-    values that describe later LTX versions raise a ``ValueError``.
+    Other config keys of the diffusers format (``patch_size``, ``gated_attn`` ...) are accepted; values that describe
+    later LTX versions raise a ``ValueError``. ``perturbed_attn`` is accepted and has no effect: spatio-temporal
+    guidance works for every checkpoint (diffusers silently skips it when the flag is ``False``, as LTX-2.0 folders
+    have it).
     """
 
     _supports_gradient_checkpointing = True
