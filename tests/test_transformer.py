@@ -178,6 +178,7 @@ def test_diffusers_class_attributes():
         (dict(audio_coords=torch.zeros(2, 1, 4, 2)), r"\[2, 1, 5, 2\]"),
         (dict(sigma=torch.rand(2, 3)), r"sigma must be \[2\]"),
         (dict(spatio_temporal_guidance_blocks=[2]), r"\[0, 2\)"),
+        (dict(audio_spatio_temporal_guidance_blocks=[-1]), r"audio_spatio_temporal_guidance_blocks must lie"),
         (dict(isolate_modalities=torch.tensor([True, False, True])), r"\[2\] bool tensor"),
         (dict(encoder_attention_mask=torch.ones(2, 5)), r"\(2, 6\)"),
     ],

@@ -16,6 +16,7 @@ from .oracles import (
     BatchedPerturbationConfig,
     Perturbation,
     PerturbationConfig,
+    PerturbationType,
     av_inputs,
     ltxcore_header,
     ltxcore_transformer,
@@ -84,6 +85,21 @@ def test_ltxcore_parity_mixed_batch_perturbations():
                             isolate_modalities=torch.tensor([False, True]), return_dict=False)
     assert _max_diff(ref_v, out_v) <= TOL
     assert _max_diff(ref_a, out_a) <= TOL
+
+
+def test_ltxcore_parity_stg_on_video_stream_only():
+    """Only the video STG scale set: the reference perturbs video self-attention alone, in its own blocks."""
+    reference, ours = _pair(HEADERS["19b-style"])
+    inputs = av_inputs()
+    pert = perturbations(2, (PerturbationType.SKIP_VIDEO_SELF_ATTN, [0]))
+    with torch.no_grad():
+        ref_v, ref_a = reference(video=inputs.video, audio=inputs.audio, perturbations=pert)
+        out_v, out_a = ours(**inputs.ours, spatio_temporal_guidance_blocks=[0],
+                            audio_spatio_temporal_guidance_blocks=[], return_dict=False)
+        both_v, _ = ours(**inputs.ours, spatio_temporal_guidance_blocks=[0], return_dict=False)
+    assert _max_diff(ref_v, out_v) <= TOL
+    assert _max_diff(ref_a, out_a) <= TOL
+    assert _max_diff(both_v, out_v) > 1e-4  # perturbing audio too would change the video prediction
 
 
 def test_ltxcore_parity_video_only():

@@ -173,24 +173,26 @@ class LTX2TransformerBlock(nn.Module):
         self,
         video: StreamState | None,
         audio: StreamState | None,
-        perturb_self_attention: torch.Tensor | bool = False,
+        perturb_video: torch.Tensor | bool = False,
+        perturb_audio: torch.Tensor | bool = False,
         isolate_modalities: torch.Tensor | bool = False,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Returns the new hidden states of both streams (``None`` for an absent stream).
 
         Args:
-            perturb_self_attention: STG for this block: ``True`` for all samples or a ``[B]`` bool tensor.
+            perturb_video / perturb_audio: STG of each stream's self-attention in this block: ``True`` for all
+                samples or a ``[B]`` bool tensor.
             isolate_modalities: drop the audio<->video exchange: ``True`` skips its compute, a ``[B]`` bool tensor
                 zeroes it for the marked samples.
         """
         vx = ax = None
         if video is not None:
             vx = self._self_and_text_attention(
-                video, self.attn1, self.attn2, self.scale_shift_table, perturb_self_attention
+                video, self.attn1, self.attn2, self.scale_shift_table, perturb_video
             )
         if audio is not None:
             ax = self._self_and_text_attention(
-                audio, self.audio_attn1, self.audio_attn2, self.audio_scale_shift_table, perturb_self_attention
+                audio, self.audio_attn1, self.audio_attn2, self.audio_scale_shift_table, perturb_audio
             )
         if vx is not None and ax is not None and isolate_modalities is not True:
             to_video, to_audio = self._audio_video_exchange(vx, ax, video, audio)
@@ -469,6 +471,7 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         isolate_modalities: bool | torch.Tensor = False,
         spatio_temporal_guidance_blocks: Sequence[int] | None = None,
         perturbation_mask: torch.Tensor | None = None,
+        audio_spatio_temporal_guidance_blocks: Sequence[int] | None = None,
         return_dict: bool = True,
     ) -> LTX2TransformerOutput | tuple[torch.Tensor, torch.Tensor | None]:
         r"""Predicts the flow velocity of both streams.
@@ -497,6 +500,8 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             spatio_temporal_guidance_blocks: block indices whose self-attention (both streams) is replaced by its
                 value path (STG).
             perturbation_mask: ``[B]``, 0 for samples that STG perturbs and 1 for the others; default: all samples.
+            audio_spatio_temporal_guidance_blocks: STG blocks of the audio stream when they differ from the video
+                stream's (``[]``: perturb video only, as the reference does when only the video STG scale is set).
             return_dict: return an :class:`LTX2TransformerOutput` instead of a tuple.
         """
         c = self.config
@@ -551,9 +556,12 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
 
         isolate = batch_flag(isolate_modalities, batch, "isolate_modalities")
         stg_blocks = set(spatio_temporal_guidance_blocks or ())
-        if any(not 0 <= i < c.num_layers for i in stg_blocks):
-            raise ValueError(f"spatio_temporal_guidance_blocks must lie in [0, {c.num_layers}), got "
-                             f"{sorted(stg_blocks)}.")
+        audio_stg_blocks = stg_blocks if audio_spatio_temporal_guidance_blocks is None else set(
+            audio_spatio_temporal_guidance_blocks)
+        for name, blocks in (("spatio_temporal_guidance_blocks", stg_blocks),
+                             ("audio_spatio_temporal_guidance_blocks", audio_stg_blocks)):
+            if any(not 0 <= i < c.num_layers for i in blocks):
+                raise ValueError(f"{name} must lie in [0, {c.num_layers}), got {sorted(blocks)}.")
         perturb = True if perturbation_mask is None else batch_flag(
             check_sigma(perturbation_mask, batch, None, "perturbation_mask", hidden_states.device) == 0,
             batch, "perturbation_mask")
@@ -573,11 +581,12 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
 
         # 3. Blocks
         for i, block in enumerate(self.transformer_blocks):
-            block_perturb = perturb if i in stg_blocks else False
+            perturb_video = perturb if i in stg_blocks else False
+            perturb_audio = perturb if i in audio_stg_blocks else False
             if torch.is_grad_enabled() and self.gradient_checkpointing:
-                vx, ax = self._gradient_checkpointing_func(block, video, audio, block_perturb, isolate)
+                vx, ax = self._gradient_checkpointing_func(block, video, audio, perturb_video, perturb_audio, isolate)
             else:
-                vx, ax = block(video, audio, block_perturb, isolate)
+                vx, ax = block(video, audio, perturb_video, perturb_audio, isolate)
             video = replace(video, hidden_states=vx) if video is not None else None
             audio = replace(audio, hidden_states=ax) if audio is not None else None
 
