@@ -1,0 +1,157 @@
+"""One guided denoising step of the joint audio+video flow, on packed latents.
+
+Every step needs up to four predictions of both streams: conditional, text-unconditional (negative prompt),
+STG-perturbed and modality-isolated. Only the passes some stream's guidance uses are run, and they run as one
+batched transformer call (per-sample STG and isolation flags), or one call each with ``batch_passes=False`` when
+memory is tight. Guidance is applied per stream in x0 space; conditioning tokens (denoise mask < 1) are blended back
+to their clean latents before the Euler step, as in the reference sampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..schedulers.scheduling_ltx2 import euler_step
+from .guidance import GuidanceParams, guide, passes_needed
+
+
+@dataclass(frozen=True)
+class StreamInputs:
+    """One stream's state during sampling (all batch-first, packed tokens).
+
+    Args:
+        latents: ``[B, T, C]`` current noisy latents.
+        coords: ``[B, axes, T, 2]`` RoPE coordinates.
+        context / negative_context: ``[B, L, D]`` text-connector outputs for the prompt and the negative prompt.
+        denoise_mask: ``[B, T]``, 1 where tokens are generated, 0 for clean conditioning tokens (fractions for
+            partial strength); ``None`` = all 1.
+        clean: ``[B, T, C]`` clean latents of conditioning tokens (needed where the mask is below 1).
+        guidance: this stream's guidance knobs.
+        stg_blocks: transformer blocks whose self-attention STG perturbs for this stream.
+    """
+
+    latents: torch.Tensor
+    coords: torch.Tensor
+    context: torch.Tensor
+    negative_context: torch.Tensor | None = None
+    denoise_mask: torch.Tensor | None = None
+    clean: torch.Tensor | None = None
+    guidance: GuidanceParams = GuidanceParams()
+    stg_blocks: tuple[int, ...] = ()
+
+    def timesteps(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Per-token σ ``[B, T]``: σ on generated tokens, 0 on clean ones."""
+        if self.denoise_mask is None:
+            return sigma.expand(self.latents.shape[:2]).to(torch.float32)
+        return self.denoise_mask.to(torch.float32) * sigma
+
+    def blend_clean(self, x0: torch.Tensor) -> torch.Tensor:
+        """``x0 · m + clean · (1 - m)``: conditioning tokens keep their clean value."""
+        if self.denoise_mask is None:
+            return x0
+        mask = self.denoise_mask.to(torch.float32).unsqueeze(-1)
+        return (x0.float() * mask + self.clean.float() * (1 - mask)).to(x0.dtype)
+
+
+def _repeat(x: torch.Tensor, n: int) -> torch.Tensor:
+    return x.repeat(n, *([1] * (x.ndim - 1)))
+
+
+def predict_x0(
+    transformer: torch.nn.Module,
+    video: StreamInputs,
+    audio: StreamInputs | None,
+    sigma: torch.Tensor,
+    fps: float,
+    batch_passes: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Guided x0 of both streams at noise level ``sigma`` (a 0-d tensor shared by both streams)."""
+    streams = [video] + ([audio] if audio is not None else [])
+    passes = passes_needed(*(s.guidance for s in streams))
+    if "uncond" in passes and any(s.negative_context is None for s in streams):
+        raise ValueError("guidance_scale != 1 needs negative-prompt embeddings for every stream.")
+    batch = video.latents.shape[0]
+    sigma = sigma.to(torch.float32)
+    t_video = video.timesteps(sigma)
+    t_audio = audio.timesteps(sigma) if audio is not None else None
+
+    def run(names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        n = len(names)
+        kwargs = dict(
+            hidden_states=_repeat(video.latents, n),
+            encoder_hidden_states=torch.cat(
+                [video.negative_context if p == "uncond" else video.context for p in names]),
+            timestep=_repeat(t_video, n),
+            sigma=sigma.expand(batch * n),
+            video_coords=_repeat(video.coords, n),
+            fps=fps,
+        )
+        if audio is not None:
+            kwargs.update(
+                audio_hidden_states=_repeat(audio.latents, n),
+                audio_encoder_hidden_states=torch.cat(
+                    [audio.negative_context if p == "uncond" else audio.context for p in names]),
+                audio_timestep=_repeat(t_audio, n),
+                audio_sigma=sigma.expand(batch * n),
+                audio_coords=_repeat(audio.coords, n),
+            )
+        perturbed = torch.tensor([p == "perturbed" for p in names for _ in range(batch)], device=sigma.device)
+        isolated = torch.tensor([p == "isolated" for p in names for _ in range(batch)], device=sigma.device)
+        if bool(perturbed.any()):
+            kwargs.update(
+                spatio_temporal_guidance_blocks=list(video.stg_blocks) if video.guidance.uses_perturbed else [],
+                audio_spatio_temporal_guidance_blocks=(
+                    list(audio.stg_blocks) if audio is not None and audio.guidance.uses_perturbed else []),
+                perturbation_mask=(~perturbed).float(),
+            )
+        if bool(isolated.any()):
+            kwargs["isolate_modalities"] = isolated
+        v_video, v_audio = transformer(**kwargs, return_dict=False)
+        x0_video = _x0(kwargs["hidden_states"], v_video, kwargs["timestep"])
+        x0_audio = _x0(kwargs["audio_hidden_states"], v_audio, kwargs["audio_timestep"]) if audio else None
+        return x0_video, x0_audio
+
+    if batch_passes:
+        x0_video, x0_audio = run(passes)
+        per_pass_video = dict(zip(passes, x0_video.chunk(len(passes))))
+        per_pass_audio = dict(zip(passes, x0_audio.chunk(len(passes)))) if audio is not None else {}
+    else:
+        per_pass_video, per_pass_audio = {}, {}
+        for name in passes:
+            per_pass_video[name], per_pass_audio[name] = run((name,))
+
+    def guided(stream: StreamInputs, preds: dict[str, torch.Tensor]) -> torch.Tensor:
+        x0 = guide(stream.guidance, preds["cond"], preds.get("uncond"), preds.get("perturbed"), preds.get("isolated"))
+        return stream.blend_clean(x0)
+
+    return guided(video, per_pass_video), guided(audio, per_pass_audio) if audio is not None else None
+
+
+def _x0(sample: torch.Tensor, velocity: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """Per-token ``x0 = x - t v`` in float32, returned in the sample's dtype."""
+    return (sample.float() - velocity.float() * timesteps.unsqueeze(-1)).to(sample.dtype)
+
+
+def denoise_step(
+    transformer: torch.nn.Module,
+    video: StreamInputs,
+    audio: StreamInputs | None,
+    sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
+    fps: float,
+    batch_passes: bool = True,
+) -> tuple[StreamInputs, StreamInputs | None, torch.Tensor, torch.Tensor | None]:
+    """One Euler step from ``sigma`` to ``sigma_next``; returns the updated streams and the guided x0 of each."""
+    x0_video, x0_audio = predict_x0(transformer, video, audio, sigma, fps, batch_passes)
+    video = replace(video, latents=_euler_from_x0(video.latents, x0_video, sigma, sigma_next))
+    if audio is not None:
+        audio = replace(audio, latents=_euler_from_x0(audio.latents, x0_audio, sigma, sigma_next))
+    return video, audio, x0_video, x0_audio
+
+
+def _euler_from_x0(sample: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+                   ) -> torch.Tensor:
+    velocity = ((sample.float() - x0.float()) / sigma.float()).to(sample.dtype)
+    return euler_step(sample, velocity, sigma, sigma_next)
