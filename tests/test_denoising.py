@@ -84,18 +84,22 @@ def test_video_only_stg_and_cfg_only_audio_match_the_reference():
     torch.testing.assert_close(audio.latents, ref_audio.latent, rtol=1e-5, atol=1e-5)
 
 
-def test_one_transformer_call_per_step_when_batched():
-    ours, _, _, video, audio = _setup(VIDEO, AUDIO)
+@pytest.mark.parametrize("video_params, audio_params, batched, unbatched", [
+    (GuidanceParams(), GuidanceParams(), 1, 1),
+    (GuidanceParams(guidance_scale=3.0), GuidanceParams(guidance_scale=7.0), 1, 2),
+    (GuidanceParams(guidance_scale=3.0, modality_scale=3.0), GuidanceParams(guidance_scale=7.0), 2, 3),
+    (VIDEO, AUDIO, 3, 4),
+    (GuidanceParams(stg_scale=1.0), GuidanceParams(), 2, 2),
+])
+def test_transformer_calls_per_step(video_params, audio_params, batched, unbatched):
+    ours, _, _, video, audio = _setup(video_params, audio_params)
     calls = []
-    handle = ours.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    handle = ours.register_forward_hook(lambda module, args, out: calls.append(args))
     with torch.no_grad():
         predict_x0(ours, video, audio, torch.tensor(0.9), fps=24.0)
-        assert len(calls) == 1
+        assert len(calls) == batched
         predict_x0(ours, video, audio, torch.tensor(0.9), fps=24.0, batch_passes=False)
-        assert len(calls) == 1 + 4
-        off = StreamInputs(video.latents, video.coords, video.context)
-        predict_x0(ours, off, None, torch.tensor(0.9), fps=24.0, batch_passes=False)
-        assert len(calls) == 1 + 4 + 1  # no guidance: a single conditional pass
+        assert len(calls) == batched + unbatched
     handle.remove()
 
 

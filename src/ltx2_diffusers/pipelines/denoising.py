@@ -1,10 +1,12 @@
 """One guided denoising step of the joint audio+video flow, on packed latents.
 
 Every step needs up to four predictions of both streams: conditional, text-unconditional (negative prompt),
-STG-perturbed and modality-isolated. Only the passes some stream's guidance uses are run, and they run as one
-batched transformer call (per-sample STG and isolation flags), or one call each with ``batch_passes=False`` when
-memory is tight. Guidance is applied per stream in x0 space; conditioning tokens (denoise mask < 1) are blended back
-to their clean latents before the Euler step, as in the reference sampler.
+STG-perturbed and modality-isolated. Only the passes that some stream's guidance uses are run. The conditional and
+negative-prompt passes share one batched call (or run one after the other with ``batch_passes=False`` when memory is
+tight); the STG pass and the modality-isolated pass run alone, so the perturbed self-attention and the dropped
+audio<->video attention are skipped rather than computed and discarded. Guidance is applied per stream in x0 space;
+conditioning tokens (denoise mask < 1) are blended back to their clean latents before the Euler step, as in the
+reference sampler.
 """
 
 from __future__ import annotations
@@ -97,30 +99,28 @@ def predict_x0(
                 audio_sigma=sigma.expand(batch * n),
                 audio_coords=_repeat(audio.coords, n),
             )
-        perturbed = torch.tensor([p == "perturbed" for p in names for _ in range(batch)], device=sigma.device)
-        isolated = torch.tensor([p == "isolated" for p in names for _ in range(batch)], device=sigma.device)
-        if bool(perturbed.any()):
+        if names == ("perturbed",):  # each stream perturbed only if its own STG scale is set
             kwargs.update(
                 spatio_temporal_guidance_blocks=list(video.stg_blocks) if video.guidance.uses_perturbed else [],
                 audio_spatio_temporal_guidance_blocks=(
                     list(audio.stg_blocks) if audio is not None and audio.guidance.uses_perturbed else []),
-                perturbation_mask=(~perturbed).float(),
             )
-        if bool(isolated.any()):
-            kwargs["isolate_modalities"] = isolated
+        if names == ("isolated",):
+            kwargs["isolate_modalities"] = True
         v_video, v_audio = transformer(**kwargs, return_dict=False)
         x0_video = _x0(kwargs["hidden_states"], v_video, kwargs["timestep"])
         x0_audio = _x0(kwargs["audio_hidden_states"], v_audio, kwargs["audio_timestep"]) if audio else None
         return x0_video, x0_audio
 
-    if batch_passes:
-        x0_video, x0_audio = run(passes)
-        per_pass_video = dict(zip(passes, x0_video.chunk(len(passes))))
-        per_pass_audio = dict(zip(passes, x0_audio.chunk(len(passes)))) if audio is not None else {}
-    else:
-        per_pass_video, per_pass_audio = {}, {}
-        for name in passes:
-            per_pass_video[name], per_pass_audio[name] = run((name,))
+    groups = [("cond", "uncond")] if batch_passes and "uncond" in passes else [("cond",)] + (
+        [("uncond",)] if "uncond" in passes else [])
+    groups += [(name,) for name in ("perturbed", "isolated") if name in passes]
+    per_pass_video, per_pass_audio = {}, {}
+    for names in groups:
+        x0_video, x0_audio = run(names)
+        per_pass_video.update(zip(names, x0_video.chunk(len(names))))
+        if audio is not None:
+            per_pass_audio.update(zip(names, x0_audio.chunk(len(names))))
 
     def guided(stream: StreamInputs, preds: dict[str, torch.Tensor]) -> torch.Tensor:
         x0 = guide(stream.guidance, preds["cond"], preds.get("uncond"), preds.get("perturbed"), preds.get("isolated"))
