@@ -1,12 +1,26 @@
 """LTX-2 joint audio+video diffusion as a first-class Diffusers package."""
 
-from .models import LTX2AudioVideoTransformer, LTX2TransformerOutput, audio_coordinates, video_coordinates
+from .models import (
+    LTX2AudioVideoTransformer,
+    LTX2TextConnectors,
+    LTX2TextEmbeddings,
+    LTX2TransformerOutput,
+    audio_coordinates,
+    video_coordinates,
+)
+from .pipelines import LTX2PromptEncoder, encode_prompt
+from .schedulers import LTX2Scheduler
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "LTX2AudioVideoTransformer",
+    "LTX2PromptEncoder",
+    "LTX2Scheduler",
+    "LTX2TextConnectors",
+    "LTX2TextEmbeddings",
     "LTX2TransformerOutput",
     "audio_coordinates",
+    "encode_prompt",
     "video_coordinates",
 ]

@@ -1,6 +1,13 @@
 """Conversion of the original Lightricks LTX-2 checkpoints to the diffusers format."""
 
 from .common import check_state_dict, expected_shapes
+from .text import (
+    CONNECTORS_RENAMES,
+    connectors_config_from_original,
+    convert_connectors_state_dict,
+    original_connectors_key,
+    rename_connectors_key,
+)
 from .transformer import (
     TRANSFORMER_PREFIX,
     TRANSFORMER_RENAMES,
@@ -11,6 +18,11 @@ from .transformer import (
 )
 
 __all__ = [
+    "CONNECTORS_RENAMES",
+    "connectors_config_from_original",
+    "convert_connectors_state_dict",
+    "original_connectors_key",
+    "rename_connectors_key",
     "TRANSFORMER_PREFIX",
     "TRANSFORMER_RENAMES",
     "check_state_dict",

@@ -1,1 +1,3 @@
+from .text_encoding import LTX2PromptEncoder, PromptEmbeddingCache, encode_prompt
 
+__all__ = ["LTX2PromptEncoder", "PromptEmbeddingCache", "encode_prompt"]

@@ -1,0 +1,1 @@
+"""Helpers that are not model components (tiny offline test models, ...)."""
