@@ -1,5 +1,19 @@
 """Conversion of the original Lightricks LTX-2 checkpoints to the diffusers format."""
 
+from .audio import (
+    AUDIO_VAE_PREFIX,
+    AUDIO_VAE_RENAMES,
+    VOCODER_PREFIX,
+    VOCODER_RENAMES,
+    audio_vae_config_from_original,
+    convert_audio_vae_state_dict,
+    convert_vocoder_state_dict,
+    original_audio_vae_key,
+    original_vocoder_key,
+    rename_audio_vae_key,
+    rename_vocoder_key,
+    vocoder_config_from_original,
+)
 from .common import check_state_dict, expected_shapes
 from .text import (
     CONNECTORS_RENAMES,
@@ -18,6 +32,18 @@ from .transformer import (
 )
 
 __all__ = [
+    "AUDIO_VAE_PREFIX",
+    "AUDIO_VAE_RENAMES",
+    "VOCODER_PREFIX",
+    "VOCODER_RENAMES",
+    "audio_vae_config_from_original",
+    "convert_audio_vae_state_dict",
+    "convert_vocoder_state_dict",
+    "original_audio_vae_key",
+    "original_vocoder_key",
+    "rename_audio_vae_key",
+    "rename_vocoder_key",
+    "vocoder_config_from_original",
     "CONNECTORS_RENAMES",
     "connectors_config_from_original",
     "convert_connectors_state_dict",

@@ -1,12 +1,30 @@
+from .audio_processing import (
+    audio_latent_length,
+    log_mel_spectrogram,
+    pack_audio_latents,
+    resample,
+    unpack_audio_latents,
+    waveform_length,
+)
+from .autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from .rope import audio_coordinates, video_coordinates
 from .text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from .transformer_ltx2 import LTX2AudioVideoTransformer, LTX2TransformerOutput
+from .vocoder_ltx2 import LTX2Vocoder
 
 __all__ = [
+    "LTX2AudioAutoencoder",
     "LTX2AudioVideoTransformer",
     "LTX2TextConnectors",
     "LTX2TextEmbeddings",
     "LTX2TransformerOutput",
+    "LTX2Vocoder",
     "audio_coordinates",
+    "audio_latent_length",
+    "log_mel_spectrogram",
+    "pack_audio_latents",
+    "resample",
+    "unpack_audio_latents",
     "video_coordinates",
+    "waveform_length",
 ]
