@@ -30,8 +30,32 @@ from .transformer import (
     rename_transformer_key,
     transformer_config_from_original,
 )
+from .video_vae import (
+    IGNORED_STATISTICS,
+    LATENT_UPSAMPLER_RENAMES,
+    LTX2_DECODER_BLOCK_RENAMES,
+    LTX2_ENCODER_BLOCK_RENAMES,
+    STATISTICS_RENAMES,
+    VAE_PART_RENAMES,
+    VAE_PREFIX,
+    convert_latent_upsampler_state_dict,
+    convert_video_vae_state_dict,
+    latent_upsampler_config_from_original,
+    video_vae_config_from_original,
+)
 
 __all__ = [
+    "IGNORED_STATISTICS",
+    "LATENT_UPSAMPLER_RENAMES",
+    "LTX2_DECODER_BLOCK_RENAMES",
+    "LTX2_ENCODER_BLOCK_RENAMES",
+    "STATISTICS_RENAMES",
+    "VAE_PART_RENAMES",
+    "VAE_PREFIX",
+    "convert_latent_upsampler_state_dict",
+    "convert_video_vae_state_dict",
+    "latent_upsampler_config_from_original",
+    "video_vae_config_from_original",
     "AUDIO_VAE_PREFIX",
     "AUDIO_VAE_RENAMES",
     "VOCODER_PREFIX",
