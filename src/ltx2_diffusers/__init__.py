@@ -3,21 +3,40 @@
 from .models import (
     LTX2AudioAutoencoder,
     LTX2AudioVideoTransformer,
+    LTX2LatentUpsampler,
     LTX2TextConnectors,
     LTX2TextEmbeddings,
     LTX2TransformerOutput,
+    LTX2VideoAutoencoder,
     LTX2Vocoder,
+    VideoTiling,
     audio_coordinates,
     audio_latent_length,
     log_mel_spectrogram,
     video_coordinates,
 )
-from .pipelines import LTX2PromptEncoder, encode_prompt
+from .pipelines import (
+    DISTILLED_SIGMAS,
+    STAGE_2_DISTILLED_SIGMAS,
+    ImageCondition,
+    LTX2AudioVideoPipeline,
+    LTX2PipelineOutput,
+    LTX2PromptEncoder,
+    encode_prompt,
+)
 from .schedulers import LTX2Scheduler
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DISTILLED_SIGMAS",
+    "STAGE_2_DISTILLED_SIGMAS",
+    "ImageCondition",
+    "LTX2AudioVideoPipeline",
+    "LTX2LatentUpsampler",
+    "LTX2PipelineOutput",
+    "LTX2VideoAutoencoder",
+    "VideoTiling",
     "LTX2AudioAutoencoder",
     "LTX2AudioVideoTransformer",
     "LTX2PromptEncoder",

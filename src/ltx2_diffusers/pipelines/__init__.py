@@ -1,3 +1,16 @@
+from ..schedulers.scheduling_ltx2 import DISTILLED_SIGMAS, STAGE_2_DISTILLED_SIGMAS
+from .conditioning import ImageCondition
+from .pipeline_ltx2_audio_video import LTX2AudioVideoPipeline
+from .pipeline_output import LTX2PipelineOutput
 from .text_encoding import LTX2PromptEncoder, PromptEmbeddingCache, encode_prompt
 
-__all__ = ["LTX2PromptEncoder", "PromptEmbeddingCache", "encode_prompt"]
+__all__ = [
+    "DISTILLED_SIGMAS",
+    "STAGE_2_DISTILLED_SIGMAS",
+    "ImageCondition",
+    "LTX2AudioVideoPipeline",
+    "LTX2PipelineOutput",
+    "LTX2PromptEncoder",
+    "PromptEmbeddingCache",
+    "encode_prompt",
+]

@@ -1,0 +1,75 @@
+"""A tiny, random-weight, fully offline LTX-2 pipeline with the real component structure (demo, tests, CI)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .tiny_gemma import tiny_connectors_config, tiny_gemma3, tiny_gemma_tokenizer
+
+VIDEO_LATENT_CHANNELS = 8
+AUDIO_LATENT_CHANNELS, MEL_BINS = 2, 64
+TEXT_WIDTH = 32
+
+
+def _seeded_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Deterministic weights of a realistic scale (the global RNG is left untouched)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("timestep_scale_multiplier"):
+                p.fill_(1000.0)
+            elif "scale_shift_table" in name or "learnable_registers" in name:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(math.prod(p.shape[1:])))
+            elif "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+        for name, b in model.named_buffers():
+            if name.endswith("latents_std"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=g))
+            elif name.endswith("latents_mean"):
+                b.copy_(0.2 * torch.randn(b.shape, generator=g))
+    return model.eval()
+
+
+def tiny_components(seed: int = 0) -> dict[str, Any]:
+    """Every component of :class:`~ltx2_diffusers.LTX2AudioVideoPipeline`, tiny (a few MB) and seeded."""
+    from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
+    from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
+    from ..models.text_connectors_ltx2 import LTX2TextConnectors
+    from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
+    from ..models.vocoder_ltx2 import LTX2Vocoder
+    from ..schedulers.scheduling_ltx2 import LTX2Scheduler
+
+    audio_token_width = AUDIO_LATENT_CHANNELS * MEL_BINS // 4
+    transformer = LTX2AudioVideoTransformer(
+        in_channels=VIDEO_LATENT_CHANNELS, out_channels=VIDEO_LATENT_CHANNELS, num_layers=2,
+        num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
+        audio_in_channels=audio_token_width, audio_out_channels=audio_token_width, audio_num_attention_heads=2,
+        audio_attention_head_dim=8, audio_cross_attention_dim=16, caption_channels=TEXT_WIDTH,
+    )
+    vae = LTX2VideoAutoencoder(
+        latent_channels=VIDEO_LATENT_CHANNELS, block_out_channels=(16, 32, 64, 128), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_block_out_channels=(16, 32, 64), decoder_layers_per_block=(1, 1, 1, 1),
+    )
+    audio_vae = LTX2AudioAutoencoder(base_channels=audio_token_width, ch_mult=(1, 2, 4), num_res_blocks=1,
+                                     latent_channels=AUDIO_LATENT_CHANNELS, mel_bins=MEL_BINS)
+    vocoder = LTX2Vocoder(hidden_channels=32)
+    connectors = LTX2TextConnectors(**tiny_connectors_config(TEXT_WIDTH, num_layers=2))
+    models = dict(transformer=transformer, vae=vae, audio_vae=audio_vae, vocoder=vocoder, connectors=connectors)
+    components = {name: _seeded_(model, seed + i) for i, (name, model) in enumerate(models.items())}
+    components.update(scheduler=LTX2Scheduler(), text_encoder=tiny_gemma3(TEXT_WIDTH, num_layers=2, seed=seed),
+                      tokenizer=tiny_gemma_tokenizer())
+    return components
+
+
+def tiny_pipeline(seed: int = 0) -> Any:  # noqa: ANN401
+    """A ready :class:`~ltx2_diffusers.LTX2AudioVideoPipeline` of tiny random components (no downloads)."""
+    from ..pipelines.pipeline_ltx2_audio_video import LTX2AudioVideoPipeline
+
+    return LTX2AudioVideoPipeline(**tiny_components(seed))

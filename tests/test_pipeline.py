@@ -1,0 +1,208 @@
+"""LTX2AudioVideoPipeline end to end on tiny components."""
+
+import numpy as np
+import pytest
+import torch
+
+from ltx2_diffusers.models.audio_processing import audio_latent_length, waveform_length
+from ltx2_diffusers.pipelines.conditioning import ImageCondition, preprocess_image
+from ltx2_diffusers.pipelines.latents import pack_video_latents
+from ltx2_diffusers.utils.tiny import tiny_pipeline
+
+CLIP = dict(num_frames=9, height=64, width=96, num_inference_steps=2, max_sequence_length=32)
+NO_GUIDANCE = dict(guidance_scale=1.0, audio_guidance_scale=1.0, stg_scale=0.0, audio_stg_scale=0.0,
+                   modality_scale=1.0, audio_modality_scale=1.0)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = tiny_pipeline(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _image(h=64, w=96):
+    yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
+    return np.stack([yy, xx, 0.5 * np.ones_like(xx)], axis=-1).astype(np.float32)
+
+
+def test_text_to_audio_video_outputs(pipe):
+    out = pipe("a cat plays the piano", generator=_gen(), output_type="np", **CLIP)
+    assert out.frames.shape == (1, 9, 64, 96, 3) and 0 <= out.frames.min() and out.frames.max() <= 1
+    tokens = audio_latent_length(9, 24.0)
+    assert out.sample_rate == pipe.vocoder.config.output_sampling_rate == 24000
+    assert out.audio.shape == (1, 2, waveform_length(tokens)) and np.isfinite(out.audio).all()
+    pil = pipe("a cat plays the piano", generator=_gen(), output_type="pil", **CLIP)
+    assert len(pil.frames) == 1 and len(pil.frames[0]) == 9 and pil.frames[0][0].size == (96, 64)
+    pt = pipe("a cat plays the piano", generator=_gen(), output_type="pt", **CLIP)
+    assert pt.frames.shape == (1, 9, 3, 64, 96)
+    torch.testing.assert_close(pt.audio, torch.from_numpy(out.audio))
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(pipe):
+    a = pipe("rain on a tin roof", generator=_gen(3), output_type="latent", **CLIP)
+    b = pipe("rain on a tin roof", generator=_gen(3), output_type="latent", **CLIP)
+    c = pipe("rain on a tin roof", generator=_gen(4), output_type="latent", **CLIP)
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.audio, b.audio)
+    assert not torch.equal(a.frames, c.frames)
+
+
+def test_batch_with_generator_list_equals_single_runs(pipe):
+    prompts = ["a dog barks", "waves crash on rocks"]
+    batch = pipe(prompts, generator=[_gen(1), _gen(2)], output_type="latent", **CLIP)
+    for i, prompt in enumerate(prompts):
+        single = pipe(prompt, generator=_gen(i + 1), output_type="latent", **CLIP)
+        torch.testing.assert_close(batch.frames[i:i + 1], single.frames, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(batch.audio[i:i + 1], single.audio, rtol=1e-5, atol=1e-5)
+
+
+def test_latent_output_goes_back_in(pipe):
+    first = pipe("a bell rings", generator=_gen(), output_type="latent", **CLIP)
+    again = pipe("a bell rings", latents=first.frames, audio_latents=first.audio, noise_scale=0.5,
+                 sigmas=[0.5], generator=_gen(), output_type="latent", **{**CLIP, "num_inference_steps": 1})
+    assert again.frames.shape == first.frames.shape and again.audio.shape == first.audio.shape
+
+
+def test_image_at_frame_zero_is_kept_exactly(pipe):
+    image = _image()
+    out = pipe("a gradient", image=image, image_crf=0, generator=_gen(), output_type="latent", **CLIP)
+    pixels = preprocess_image(image, 64, 96, crf=0).view(1, 3, 1, 64, 96)
+    expected = pack_video_latents(pipe.vae.normalize_latents(pipe.vae.encode(pixels).latent_dist.mode()))
+    torch.testing.assert_close(out.frames[:, : expected.shape[1]], expected, rtol=0, atol=0)
+    plain = pipe("a gradient", generator=_gen(), output_type="latent", **CLIP)
+    assert (out.frames[:, expected.shape[1]:] - plain.frames[:, expected.shape[1]:]).abs().max() > 1e-3
+
+
+def test_image_at_a_later_frame_conditions_without_changing_shapes(pipe):
+    plain = pipe("a gradient", generator=_gen(), output_type="latent", **CLIP)
+    out = pipe("a gradient", image=ImageCondition(_image(), frame_index=8, strength=0.9), generator=_gen(),
+               output_type="latent", **CLIP)
+    assert out.frames.shape == plain.frames.shape
+    assert (out.frames - plain.frames).abs().max() > 1e-3
+    video = pipe("a gradient", image=[(_image(), 0), (_image(), -1, 0.5)], generator=_gen(), output_type="pt",
+                 **CLIP)
+    assert video.frames.shape == (1, 9, 3, 64, 96)
+
+
+@pytest.mark.parametrize("guidance, calls_per_step", [
+    (NO_GUIDANCE, 1),
+    ({**NO_GUIDANCE, "guidance_scale": 3.0, "audio_guidance_scale": 7.0}, 1),
+    ({**NO_GUIDANCE, "guidance_scale": 3.0, "modality_scale": 3.0}, 2),
+    ({}, 3),  # the reference defaults: CFG + modality + STG on both streams
+])
+def test_transformer_calls_per_step(pipe, guidance, calls_per_step):
+    calls = []
+    handle = pipe.transformer.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        pipe("a drum solo", generator=_gen(), output_type="latent", **guidance, **CLIP)
+    finally:
+        handle.remove()
+    assert len(calls) == calls_per_step * CLIP["num_inference_steps"]
+
+
+def test_audio_knob_zero_is_used_as_given(pipe):
+    on = pipe("thunder", generator=_gen(), output_type="latent", **{**CLIP, **NO_GUIDANCE, "stg_scale": 1.0,
+                                                                         "audio_stg_scale": None})
+    off = pipe("thunder", generator=_gen(), output_type="latent", **{**CLIP, **NO_GUIDANCE, "stg_scale": 1.0,
+                                                                          "audio_stg_scale": 0.0})
+    assert (on.audio - off.audio).abs().max() > 1e-4  # None = the default 1.0; 0.0 = off, not the video value
+
+
+def test_callback_reads_and_edits_both_streams(pipe):
+    seen = []
+
+    def callback(p, step, t, tensors):
+        seen.append((step, tensors["latents"].shape, tensors["audio_latents"].shape))
+        return {"audio_latents": torch.zeros_like(tensors["audio_latents"])}
+
+    out = pipe("silence", generator=_gen(), output_type="latent", callback_on_step_end=callback,
+               callback_on_step_end_tensor_inputs=["latents", "audio_latents"], **CLIP)
+    assert [s[0] for s in seen] == [0, 1]
+    assert torch.count_nonzero(out.audio) == 0
+
+
+def test_prompt_embeds_round_trip_and_cache(pipe):
+    positive, negative = pipe.encode_prompt("a cello", "noise", max_sequence_length=32)
+    from_embeds = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, generator=_gen(),
+                       output_type="latent", **CLIP)
+    from_text = pipe("a cello", negative_prompt="noise", generator=_gen(), output_type="latent", **CLIP)
+    torch.testing.assert_close(from_embeds.frames, from_text.frames, rtol=0, atol=0)
+
+
+def test_pipeline_mp4_export_reads_back(pipe, tmp_path):
+    av = pytest.importorskip("av")
+    from ltx2_diffusers.utils.export import export_to_mp4
+
+    out = pipe("a clock ticks", generator=_gen(), output_type="np", **CLIP)
+    path = export_to_mp4(out.frames[0], tmp_path / "clip.mp4", fps=24.0, audio=out.audio[0],
+                         sample_rate=out.sample_rate)
+    with av.open(str(path)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+        assert container.streams.audio[0].rate == 24000
+    assert frames == 9
+
+
+def test_save_and_load_round_trip(pipe, tmp_path):
+    from ltx2_diffusers import LTX2AudioVideoPipeline
+
+    pipe.save_pretrained(tmp_path)
+    loaded = LTX2AudioVideoPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    a = pipe("a bird sings", generator=_gen(), output_type="latent", **CLIP)
+    b = loaded("a bird sings", generator=_gen(), output_type="latent", **CLIP)
+    torch.testing.assert_close(a.frames, b.frames, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Invalid calls: each raises before any model runs
+# ----------------------------------------------------------------------------------------------------------------
+
+BAD_CALLS = [
+    (dict(prompt=None), "exactly one of `prompt` and `prompt_embeds`"),
+    (dict(prompt=3), "must be a string"),
+    (dict(prompt=[]), "empty list"),
+    (dict(prompt=["ok", None]), r"prompt\[1\] must be a string"),
+    (dict(height=70), "height must be a multiple of 32"),
+    (dict(width=0), "positive integer"),
+    (dict(num_frames=10), "8k\\+1"),
+    (dict(frame_rate=0), "frame_rate"),
+    (dict(frame_rate=float("nan")), "frame_rate"),
+    (dict(num_inference_steps=0), "num_inference_steps"),
+    (dict(sigmas=[0.5, 0.9]), "non-increasing"),
+    (dict(sigmas=[1.0, 0.0]), "without the final 0"),
+    (dict(guidance_scale=-1.0), "guidance_scale must be >= 0"),
+    (dict(audio_stg_scale=-0.5), "stg_scale must be >= 0"),
+    (dict(guidance_rescale=2.0), r"guidance_rescale must lie in \[0, 1\]"),
+    (dict(stg_blocks=[7]), r"STG blocks must lie in \[0, 2\)"),
+    (dict(num_videos_per_prompt=0), "num_videos_per_prompt"),
+    (dict(generator=[torch.Generator()] * 3), "3 generators for 1 videos"),
+    (dict(output_type="gif"), "output_type"),
+    (dict(max_sequence_length=30), "multiple"),
+    (dict(noise_scale=1.5), "noise_scale"),
+    (dict(image_crf=-1), "image_crf"),
+    (dict(latents=torch.zeros(1, 5, 8)), r"\[1, 12, 8\]"),
+    (dict(audio_latents=torch.zeros(1, 9, 31)), r"\[1, 9, 32\]"),
+    (dict(image="not an image"), "PIL image"),
+    (dict(image=(np.zeros((64, 96, 3), np.uint8), 9)), "frame_index"),
+    (dict(image=(np.zeros((64, 96, 3), np.uint8), 0, 1.5)), "strength"),
+    (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
+    (dict(prompt_embeds=torch.zeros(1, 32, 32), prompt=None), "LTX2TextEmbeddings"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_CALLS)
+def test_invalid_call_raises_before_any_model_runs(pipe, change, message):
+    calls = []
+    hooks = [m.register_forward_hook(lambda *args: calls.append(1))
+             for m in (pipe.text_encoder, pipe.transformer, pipe.connectors)]
+    try:
+        with pytest.raises(ValueError, match=message):
+            pipe(**{"prompt": "a cat", **CLIP, **change})
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == []
