@@ -1,5 +1,7 @@
 """LTX2AudioVideoPipeline end to end on tiny components."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -206,3 +208,45 @@ def test_invalid_call_raises_before_any_model_runs(pipe, change, message):
         for h in hooks:
             h.remove()
     assert calls == []
+
+
+def test_loads_a_diffusers_format_pipeline_folder(pipe, tmp_path):
+    """A folder saved by diffusers' LTX2Pipeline maps onto our classes and generates what our pipeline does."""
+    diffusers = pytest.importorskip("diffusers")
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors as TheirConnectors
+    from diffusers.pipelines.ltx2 import LTX2Vocoder as TheirVocoder
+
+    from ltx2_diffusers import LTX2AudioVideoPipeline, LTX2AudioVideoTransformer, LTX2Scheduler
+
+    ours_dir = tmp_path / "ours"
+    pipe.save_pretrained(ours_dir)
+    theirs = diffusers.LTX2Pipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False, shift=math.exp(2.05),
+                                                            shift_terminal=0.1),
+        vae=diffusers.AutoencoderKLLTX2Video.from_pretrained(ours_dir, subfolder="vae"),
+        audio_vae=diffusers.AutoencoderKLLTX2Audio.from_pretrained(ours_dir, subfolder="audio_vae"),
+        text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+        connectors=TheirConnectors.from_pretrained(ours_dir, subfolder="connectors"),
+        transformer=diffusers.LTX2VideoTransformer3DModel.from_pretrained(ours_dir, subfolder="transformer"),
+        vocoder=TheirVocoder.from_pretrained(ours_dir, subfolder="vocoder"),
+    )
+    theirs_dir = tmp_path / "diffusers"
+    theirs.save_pretrained(theirs_dir)
+    assert '"LTX2VideoTransformer3DModel"' in (theirs_dir / "model_index.json").read_text()
+
+    loaded = LTX2AudioVideoPipeline.from_pretrained(theirs_dir)
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.transformer, LTX2AudioVideoTransformer) and isinstance(loaded.scheduler, LTX2Scheduler)
+    a = pipe("a bird sings", generator=_gen(), output_type="latent", **CLIP)
+    b = loaded("a bird sings", generator=_gen(), output_type="latent", **CLIP)
+    torch.testing.assert_close(a.frames, b.frames, rtol=0, atol=0)
+    torch.testing.assert_close(a.audio, b.audio, rtol=0, atol=0)
+
+
+def test_foreign_components_are_refused_with_a_pointer(pipe):
+    from ltx2_diffusers import LTX2AudioVideoPipeline
+
+    components = dict(pipe.components)
+    components["transformer"] = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="must be a LTX2AudioVideoTransformer"):
+        LTX2AudioVideoPipeline(**components)

@@ -117,3 +117,16 @@ def test_schedule_parity_with_ltx_core():
     latent = torch.zeros(1, 128, 3, 16, 24)
     torch.testing.assert_close(ltx2_sigmas(15, token_shift(3 * 16 * 24)), reference.execute(15, latent=latent),
                                rtol=0, atol=1e-7)
+
+
+def test_static_shift_in_diffusers_form_matches_the_exponent_form():
+    diffusers = pytest.importorskip("diffusers")
+    ours = LTX2Scheduler(shift=3.0, shift_terminal=None)
+    ours.set_timesteps(6)
+    torch.testing.assert_close(ours.sigmas, ltx2_sigmas(6, math.log(3.0), terminal=None))
+    theirs = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0)
+    theirs.set_timesteps(sigmas=[1.0, 0.8, 0.5, 0.2])
+    torch.testing.assert_close(shift_sigmas(torch.tensor([1.0, 0.8, 0.5, 0.2]), math.log(3.0)), theirs.sigmas[:-1],
+                               rtol=0, atol=1e-6)
+    with pytest.raises(ValueError):
+        LTX2Scheduler(shift=0.0)

@@ -26,9 +26,9 @@ def _demo(args: argparse.Namespace) -> int:
     hook = pipe.transformer.register_forward_hook(lambda *_: calls.append(1))
     generate = time.perf_counter()
     # a short negative prompt: the tiny tokenizer spells text letter by letter (the default one is 1078 characters)
-    out = pipe(args.prompt, negative_prompt="blurry, distorted, muffled audio", num_frames=args.frames, height=args.height, width=args.width, frame_rate=args.fps,
-               num_inference_steps=args.steps, max_sequence_length=64, output_type="np",
-               generator=torch.Generator().manual_seed(args.seed))
+    out = pipe(args.prompt, negative_prompt="blurry, distorted, muffled audio", num_frames=args.frames,
+               height=args.height, width=args.width, frame_rate=args.fps, num_inference_steps=args.steps,
+               max_sequence_length=64, output_type="np", generator=torch.Generator().manual_seed(args.seed))
     seconds = time.perf_counter() - generate
     hook.remove()
     path = export_to_mp4(out.frames[0], Path(args.output), args.fps, out.audio[0], out.sample_rate)

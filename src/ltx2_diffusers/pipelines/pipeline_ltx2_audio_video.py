@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +78,12 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
     _optional_components = ["text_encoder", "tokenizer"]
     _callback_tensor_inputs = ["latents", "audio_latents", "prompt_embeds", "negative_prompt_embeds"]
 
+    # Our class for each component of a diffusers-format LTX-2 folder (see `from_pretrained`).
+    _component_classes = {
+        "scheduler": LTX2Scheduler, "vae": LTX2VideoAutoencoder, "audio_vae": LTX2AudioAutoencoder,
+        "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer, "vocoder": LTX2Vocoder,
+    }
+
     def __init__(
         self,
         scheduler: LTX2Scheduler,
@@ -87,11 +96,52 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         vocoder: LTX2Vocoder,
     ) -> None:
         super().__init__()
+        for name, expected in self._component_classes.items():
+            component = locals()[name]
+            if component is not None and not isinstance(component, expected):
+                raise ValueError(f"`{name}` must be a {expected.__name__} (ltx2_diffusers), got "
+                                 f"{type(component).__name__}; load diffusers-format folders with "
+                                 f"LTX2AudioVideoPipeline.from_pretrained, which maps them onto these classes.")
         self.register_modules(scheduler=scheduler, vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder)
         self.video_processor = VideoProcessor(vae_scale_factor=vae.config.spatial_compression_ratio)
         self._prompt_encoder: LTX2PromptEncoder | None = None
         self._interrupt = False
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any  # noqa: ANN401
+    ) -> LTX2AudioVideoPipeline:
+        """Loads a pipeline folder (or Hub repo) saved by this package **or by diffusers** (``LTX2Pipeline``).
+
+        Components that the folder's ``model_index.json`` assigns to diffusers classes are loaded with this package's
+        classes from the same subfolders (the weights and configs are the same format); the text encoder and
+        tokenizer load with transformers as usual. Keyword arguments are those of
+        ``DiffusionPipeline.from_pretrained`` (``torch_dtype``, ``variant``, components to override, ...).
+        """
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            download_keys = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
+                             "variant", "use_safetensors")
+            folder = Path(cls.download(pretrained_model_name_or_path,
+                                       **{k: kwargs[k] for k in download_keys if k in kwargs}))
+        index_file = folder / "model_index.json"
+        if not index_file.is_file():
+            raise ValueError(f"{folder} has no model_index.json: pass a pipeline folder (or load the components "
+                             f"one by one and pass them to LTX2AudioVideoPipeline(...)).")
+        index = json.loads(index_file.read_text())
+        load_keys = ("torch_dtype", "variant", "use_safetensors", "local_files_only")
+        for name, our_class in cls._component_classes.items():
+            entry = index.get(name)
+            if name in kwargs or not isinstance(entry, list) or entry[0] is None or entry[0] == "ltx2_diffusers":
+                continue
+            if name == "scheduler":
+                kwargs[name] = our_class.from_pretrained(folder, subfolder=name)
+            else:
+                kwargs[name] = our_class.from_pretrained(folder, subfolder=name,
+                                                         **{k: kwargs[k] for k in load_keys if k in kwargs})
+            logger.info("%s: loaded the folder's %s as %s", name, entry[1], our_class.__name__)
+        return super().from_pretrained(folder, **kwargs)
 
     # ------------------------------------------------------------------------------------------------------------
     # Properties

@@ -126,8 +126,10 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
             takes σ).
         base_shift / max_shift: shift at ``base_image_seq_len`` and ``max_image_seq_len`` video tokens.
         use_dynamic_shifting: derive the shift from the video token count passed to :meth:`set_timesteps`; when
-            ``False`` (the reference pipelines' behaviour) the shift is ``max_shift``.
+            ``False`` (the reference pipelines' behaviour) the shift is ``max_shift``, or ``log(shift)``.
         shift_terminal: the last non-zero σ after stretching (``None``: no stretch).
+        shift: a static shift in diffusers' multiplicative form ``σ' = shift·σ / (1 + (shift - 1)·σ)`` (that is
+            ``e^s = shift``), as ``FlowMatchEulerDiscreteScheduler`` configs store it; ``None`` uses ``max_shift``.
     """
 
     order = 1
@@ -142,7 +144,10 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
         max_image_seq_len: int = MAX_SHIFT_TOKENS,
         use_dynamic_shifting: bool = False,
         shift_terminal: float | None = 0.1,
+        shift: float | None = None,
     ) -> None:
+        if shift is not None and not shift > 0:
+            raise ValueError(f"shift must be positive (multiplicative form), got {shift}.")
         self.sigmas = torch.tensor([1.0, 0.0])
         self.timesteps = self.sigmas[:-1] * num_train_timesteps
         self._step_index = 0
@@ -182,7 +187,7 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
                     raise ValueError("use_dynamic_shifting needs num_tokens (the number of video tokens).")
                 shift = token_shift(num_tokens, c.base_shift, c.max_shift, c.base_image_seq_len, c.max_image_seq_len)
             else:
-                shift = c.max_shift
+                shift = c.max_shift if c.shift is None else math.log(c.shift)
             schedule = ltx2_sigmas(num_inference_steps, shift, c.shift_terminal)
         self.sigmas = schedule.to(device)
         self.timesteps = self.sigmas[:-1] * c.num_train_timesteps
