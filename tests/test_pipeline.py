@@ -250,3 +250,30 @@ def test_foreign_components_are_refused_with_a_pointer(pipe):
     components["transformer"] = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match="must be a LTX2AudioVideoTransformer"):
         LTX2AudioVideoPipeline(**components)
+
+
+def test_memory_features_of_diffusers_work():
+    """fp8 layerwise casting, group offload and model CPU offload run the same generation."""
+    kwargs = dict(generator=_gen(), output_type="latent", negative_prompt="bad", **CLIP)
+    reference = tiny_pipeline(seed=0)
+    reference.set_progress_bar_config(disable=True)
+    expected = reference("a cat", **kwargs).frames
+
+    grouped = tiny_pipeline(seed=0)
+    grouped.set_progress_bar_config(disable=True)
+    grouped.transformer.enable_group_offload(onload_device=torch.device("cpu"), offload_device=torch.device("cpu"),
+                                             offload_type="block_level", num_blocks_per_group=1)
+    assert torch.equal(grouped("a cat", **{**kwargs, "generator": _gen()}).frames, expected)
+    offloaded = tiny_pipeline(seed=0)
+    offloaded.set_progress_bar_config(disable=True)
+    offloaded.enable_model_cpu_offload(device="cpu")
+    assert torch.equal(offloaded("a cat", **{**kwargs, "generator": _gen()}).frames, expected)
+
+    fp8 = tiny_pipeline(seed=0)
+    fp8.set_progress_bar_config(disable=True)
+    fp8.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    assert fp8.transformer.transformer_blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
+    assert fp8.transformer.transformer_blocks[0].attn1.norm_q.weight.dtype == torch.float32  # norms stay precise
+    frames = fp8("a cat", **{**kwargs, "generator": _gen()}).frames
+    assert torch.isfinite(frames).all()
+    assert 0 < (frames - expected).abs().mean() < 0.1 * expected.abs().mean()  # fp8 weights: close, not equal
