@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .common import check_state_dict
+from .common import select_and_rename
 
 AUDIO_VAE_PREFIX = "audio_vae."
 VOCODER_PREFIX = "vocoder."
@@ -83,18 +83,10 @@ def original_vocoder_key(key: str, prefix: str = VOCODER_PREFIX) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _convert(original: Mapping[str, torch.Tensor], rename: Any, prefix: str, component: str,
+def _convert(original: Mapping[str, torch.Tensor], rename: Any, prefix: str, component: str,  # noqa: ANN401
              expected: Mapping[str, torch.Size | tuple[int, ...]] | None) -> dict[str, torch.Tensor]:
-    converted = {}
-    for key, value in original.items():
-        new = rename(key, prefix)
-        if new is not None:
-            converted[new] = value
-    if not converted:
-        raise ValueError(f"No {component} tensors found: no key starts with {prefix!r}.")
-    if expected is not None:
-        check_state_dict(converted, expected, component)
-    return converted
+    return select_and_rename(original, lambda key: rename(key, prefix), component, f"starts with {prefix!r}",
+                             expected)
 
 
 def convert_audio_vae_state_dict(

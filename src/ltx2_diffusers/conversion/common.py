@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -30,3 +30,20 @@ def check_state_dict(
 def expected_shapes(model: torch.nn.Module) -> dict[str, torch.Size]:
     """Name -> shape of every entry of ``model.state_dict()`` (works on the meta device)."""
     return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def select_and_rename(
+    original: Mapping[str, torch.Tensor],
+    rename: Callable[[str], str | None],
+    component: str,
+    where: str,
+    expected: Mapping[str, torch.Size | tuple[int, ...]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The tensors ``rename`` maps to a name (others belong to other components), renamed; strictly checked against
+    ``expected`` (name -> shape) when given. ``where`` describes the keys looked for, for the error message."""
+    converted = {new: value for key, value in original.items() if (new := rename(key)) is not None}
+    if not converted:
+        raise ValueError(f"No {component} tensors found: no key {where}.")
+    if expected is not None:
+        check_state_dict(converted, expected, component)
+    return converted

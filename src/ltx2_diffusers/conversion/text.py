@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .common import check_state_dict
+from .common import select_and_rename
 
 TEXT_PROJECTION_PREFIX = "text_embedding_projection."
 CONNECTORS_PREFIX = "model.diffusion_model."
@@ -64,17 +64,8 @@ def convert_connectors_state_dict(
     unexpected key, no shape mismatch, else a ``ValueError`` that lists them.
     """
     _check_ltx20(original)
-    converted = {}
-    for key, value in original.items():
-        new = rename_connectors_key(key)
-        if new is not None:
-            converted[new] = value
-    if not converted:
-        raise ValueError(f"No text-connector tensors found: no key starts with {TEXT_PROJECTION_PREFIX!r} or "
-                         f"{CONNECTORS_PREFIX!r} + one of {CONNECTOR_STREAMS}.")
-    if expected is not None:
-        check_state_dict(converted, expected, "connectors")
-    return converted
+    where = f"starts with {TEXT_PROJECTION_PREFIX!r} or {CONNECTORS_PREFIX!r} + one of {CONNECTOR_STREAMS}"
+    return select_and_rename(original, rename_connectors_key, "text-connector", where, expected)
 
 
 def _stream_config(

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .common import check_state_dict
+from .common import select_and_rename
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
 CONNECTOR_PARTS = ("video_embeddings_connector", "audio_embeddings_connector")
@@ -61,16 +61,8 @@ def convert_transformer_state_dict(
     With ``expected`` (name -> shape of the target model), the result is checked strictly: no missing key, no
     unexpected key, no shape mismatch, else a ``ValueError`` that lists them.
     """
-    converted = {}
-    for key, value in original.items():
-        new = rename_transformer_key(key, prefix)
-        if new is not None:
-            converted[new] = value
-    if not converted:
-        raise ValueError(f"No transformer tensors found: no key starts with {prefix!r}.")
-    if expected is not None:
-        check_state_dict(converted, expected, "transformer")
-    return converted
+    return select_and_rename(original, lambda key: rename_transformer_key(key, prefix), "transformer",
+                             f"starts with {prefix!r}", expected)
 
 
 def transformer_config_from_original(header: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],

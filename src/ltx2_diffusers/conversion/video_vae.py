@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .common import check_state_dict
+from .common import check_state_dict, select_and_rename
 
 VAE_PREFIX = "vae."
 STATISTICS_PREFIX = "per_channel_statistics."
@@ -119,16 +119,8 @@ def convert_video_vae_state_dict(
     keys = list(original)
     encoder_blocks = encoder_block_renames(_block_count(keys, prefix + "encoder.down_blocks."))
     decoder_blocks = decoder_block_renames(_block_count(keys, prefix + "decoder.up_blocks."))
-    converted = {}
-    for key, value in original.items():
-        new = rename_video_vae_key(key, encoder_blocks, decoder_blocks, prefix)
-        if new is not None:
-            converted[new] = value
-    if not converted:
-        raise ValueError(f"No video VAE tensors found: no key starts with {prefix!r}.")
-    if expected is not None:
-        check_state_dict(converted, expected, "video VAE")
-    return converted
+    return select_and_rename(original, lambda key: rename_video_vae_key(key, encoder_blocks, decoder_blocks, prefix),
+                             "video VAE", f"starts with {prefix!r}", expected)
 
 
 def _blocks(header: Mapping[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
