@@ -193,6 +193,7 @@ BAD_CALLS = [
     (dict(image=(np.zeros((64, 96, 3), np.uint8), 0, 1.5)), "strength"),
     (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
     (dict(prompt_embeds=torch.zeros(1, 32, 32), prompt=None), "LTX2TextEmbeddings"),
+    (dict(decode_tiling="yes"), "decode_tiling"),
 ]
 
 
@@ -277,3 +278,27 @@ def test_memory_features_of_diffusers_work():
     frames = fp8("a cat", **{**kwargs, "generator": _gen()}).frames
     assert torch.isfinite(frames).all()
     assert 0 < (frames - expected).abs().mean() < 0.1 * expected.abs().mean()  # fp8 weights: close, not equal
+
+
+def test_decode_tiling_can_be_asked_for_and_refused(pipe):
+    """The pipeline's decode uses exactly the tiling asked for (or none when refused)."""
+    from ltx2_diffusers import VideoTiling
+    from ltx2_diffusers.pipelines.latents import VideoLatentShape
+
+    tiles = VideoTiling(tile_size=64, tile_overlap=32, tile_frames=None)
+    kwargs = dict(negative_prompt="bad", **{**CLIP, "width": 128})
+    latents = pipe("a train passes", generator=_gen(), output_type="latent", **kwargs).frames
+    shape = VideoLatentShape.from_pixels(9, 64, 128, channels=8)
+    with torch.no_grad():
+        expected_tiled = pipe.video_processor.postprocess_video(pipe.decode_video(latents, shape, tiling=tiles), "pt")
+        expected_whole = pipe.video_processor.postprocess_video(pipe.decode_video(latents, shape, tiling=False), "pt")
+    assert (expected_tiled - expected_whole).abs().max() > 1e-3  # the tiling really changes the decode
+    tiled = pipe("a train passes", decode_tiling=tiles, generator=_gen(), output_type="pt", **kwargs).frames
+    torch.testing.assert_close(tiled, expected_tiled, rtol=0, atol=0)
+    pipe.vae.enable_tiling(tiles)
+    try:
+        refused = pipe("a train passes", decode_tiling=False, generator=_gen(), output_type="pt", **kwargs).frames
+        assert pipe.vae.use_tiling  # the VAE's own setting is restored
+    finally:
+        pipe.vae.disable_tiling()
+    torch.testing.assert_close(refused, expected_whole, rtol=0, atol=0)

@@ -22,6 +22,7 @@ from ..models.audio_processing import audio_latent_length
 from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
 from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
+from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
 from ..models.vocoder_ltx2 import LTX2Vocoder
 from ..schedulers.scheduling_ltx2 import LTX2Scheduler, velocity_from_x0
@@ -47,6 +48,8 @@ from .text_encoding import LTX2PromptEncoder, check_max_sequence_length, check_p
 logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+# Decodes larger than 121 frames at 720p (per video) are tiled automatically unless the caller says otherwise.
+AUTO_TILING_PIXELS = 121 * 720 * 1280
 
 EXAMPLE = """
     ```py
@@ -338,11 +341,31 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         start = (noise * noise_scale + latents * (1 - noise_scale)).to(dtype)
         return StreamInputs(start, coords, context=None)
 
-    def decode_video(self, tokens: torch.Tensor, shape: VideoLatentShape, generator: Any) -> torch.Tensor:  # noqa: ANN401
-        """Packed normalised latents -> pixels ``[B, 3, F, H, W]`` in [-1, 1]."""
+    def decode_video(
+        self, tokens: torch.Tensor, shape: VideoLatentShape, generator: Any = None,  # noqa: ANN401
+        tiling: VideoTiling | bool | None = None,
+    ) -> torch.Tensor:
+        """Packed normalised latents -> pixels ``[B, 3, F, H, W]`` in [-1, 1].
+
+        ``tiling``: a :class:`VideoTiling`, ``True`` (default tiles), ``False`` (never tile) or ``None``: the VAE's
+        own setting (``vae.enable_tiling``), and default tiles when a video exceeds 121 frames at 720p.
+        """
         latents = self.vae.denormalize_latents(unpack_video_latents(tokens, shape).to(self.vae.dtype))
         generator = generator[0] if isinstance(generator, list) else generator
-        return self.vae.decode(latents, generator=generator).sample
+        if tiling is None and not self.vae.use_tiling and math.prod(shape.to_pixels(
+                self.temporal_compression, self.spatial_compression)) > AUTO_TILING_PIXELS:
+            logger.info("Decoding %s frames x %sx%s px with tiling to bound memory (pass decode_tiling=False to "
+                        "decode in one piece).", *shape.to_pixels(self.temporal_compression, self.spatial_compression))
+            tiling = True
+        if tiling is True:
+            tiling = VideoTiling()
+        if tiling is False:
+            use_tiling, self.vae.use_tiling = self.vae.use_tiling, False
+            try:
+                return self.vae.decode(latents, generator=generator).sample
+            finally:
+                self.vae.use_tiling = use_tiling
+        return self.vae.decode(latents, generator=generator, tiling=tiling).sample
 
     def decode_audio(self, tokens: torch.Tensor) -> torch.Tensor:
         """Packed normalised audio latents -> float32 waveform ``[B, 2, samples]`` at the vocoder's rate."""
@@ -386,6 +409,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         max_sequence_length: int = 1024,
         image_crf: int = DEFAULT_IMAGE_CRF,
         batch_guidance: bool = True,
+        decode_tiling: VideoTiling | bool | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
@@ -420,6 +444,8 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
             image_crf: H.264 CRF applied to condition images (33 as the reference; 0 = off).
             batch_guidance: run the conditional and negative-prompt passes as one batch (faster; ``False`` uses less
                 memory).
+            decode_tiling: VAE tiling for the decode (see :meth:`decode_video`); default: the VAE's setting, and
+                automatic tiling above 121 frames at 720p.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             return_dict: return an :class:`LTX2PipelineOutput` instead of a tuple.
             callback_on_step_end: ``callback(pipe, step, timestep, tensors) -> dict``; may read and replace
@@ -457,6 +483,9 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         self._check_latents(latents, batch, shape.num_tokens, shape.channels, "latents")
         self._check_latents(audio_latents, batch, audio_tokens, transformer_config.audio_in_channels, "audio_latents")
         conditions = as_conditions(image, num_frames)
+        if decode_tiling is not None and not isinstance(decode_tiling, (bool, VideoTiling)):
+            raise ValueError(f"`decode_tiling` must be a VideoTiling, True, False or None, got "
+                             f"{type(decode_tiling).__name__}.")
         use_cfg = video_guidance.uses_uncond or audio_guidance.uses_uncond
         self._interrupt = False
         device, dtype = self._execution_device, self.transformer.dtype
@@ -512,7 +541,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames, waveform, sample_rate = video_tokens, audio.latents, None
         else:
-            pixels = self.decode_video(video_tokens, shape, generator)
+            pixels = self.decode_video(video_tokens, shape, generator, decode_tiling)
             frames = self.video_processor.postprocess_video(pixels, output_type=output_type)
             waveform = self.decode_audio(audio.latents).float()
             sample_rate = self.vocoder.config.output_sampling_rate
