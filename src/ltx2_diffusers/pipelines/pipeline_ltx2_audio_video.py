@@ -263,8 +263,10 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
             raise ValueError(f"`{name}` must be packed, normalised float latents [{batch}, {tokens}, {channels}] (as "
                              f"output_type='latent' returns them), got {shape}.")
 
-    def _noise(self, shape: tuple[int, ...], generator: Any, dtype: torch.dtype) -> torch.Tensor:  # noqa: ANN401
-        return randn_tensor(shape, generator=generator, device=self._execution_device, dtype=dtype)
+    @staticmethod
+    def _noise(shape: tuple[int, ...], generator: Any, dtype: torch.dtype, device: torch.device  # noqa: ANN401
+               ) -> torch.Tensor:
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
 
     def prepare_latents(
         self,
@@ -277,12 +279,12 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         noise_scale: float | None,
         image_crf: int,
         dtype: torch.dtype,
+        device: torch.device,
     ) -> StreamInputs:
         """Video tokens (grid first, then appended keyframes), their coordinates, clean values and denoise mask.
 
         Noise covers every token and is drawn before the audio noise, from the same generator, as the reference.
         """
-        device = self._execution_device
         grid = shape.num_tokens
         clean = torch.zeros(batch, grid, shape.channels, device=device, dtype=dtype) if latents is None else \
             latents.to(device=device, dtype=dtype)
@@ -308,7 +310,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         clean = torch.cat([clean, *extra_clean], dim=1)
         mask = torch.cat([mask, *extra_mask], dim=1)
         coords = torch.cat([coords, *extra_coords], dim=2)
-        noise = self._noise(tuple(clean.shape), generator, dtype)
+        noise = self._noise(tuple(clean.shape), generator, dtype, device)
         scale = mask.unsqueeze(-1) * (1.0 if noise_scale is None else noise_scale)
         start = (noise * scale + clean * (1 - scale)).to(dtype)  # the reference's noiser
         if latents is not None and noise_scale is None:  # given latents start as they are, where not conditioned
@@ -327,11 +329,11 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         latents: torch.Tensor | None,
         noise_scale: float | None,
         dtype: torch.dtype,
+        device: torch.device,
     ) -> StreamInputs:
         """Audio tokens (pure noise, or given latents) and their coordinates."""
-        device = self._execution_device
         channels = self.transformer.config.audio_in_channels
-        noise = self._noise((batch, num_tokens, channels), generator, dtype)
+        noise = self._noise((batch, num_tokens, channels), generator, dtype, device)
         coords = self.transformer.audio_coordinates(num_tokens, batch, device)
         if latents is None:
             return StreamInputs(noise, coords, context=None)
@@ -504,8 +506,8 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
 
         # 4. Latents: video (with image conditions) then audio, noise from one generator in the reference's order
         video = self.prepare_latents(shape, batch, frame_rate, conditions, generator, latents, noise_scale, image_crf,
-                                     dtype)
-        audio = self.prepare_audio_latents(batch, audio_tokens, generator, audio_latents, noise_scale, dtype)
+                                     dtype, device)
+        audio = self.prepare_audio_latents(batch, audio_tokens, generator, audio_latents, noise_scale, dtype, device)
         video = StreamInputs(video.latents, video.coords, positive.video_embeds,
                              None if negative is None else negative.video_embeds, video.denoise_mask, video.clean,
                              video_guidance, tuple(stg_blocks))
