@@ -69,6 +69,13 @@ def test_latent_output_goes_back_in(pipe):
     assert again.frames.shape == first.frames.shape and again.audio.shape == first.audio.shape
 
 
+def test_given_latents_are_not_modified(pipe):
+    start = pipe("a bell rings", generator=_gen(), output_type="latent", **CLIP).frames
+    before = start.clone()
+    pipe("a bell rings", image=_image(), image_crf=0, latents=start, generator=_gen(), output_type="latent", **CLIP)
+    assert torch.equal(start, before)
+
+
 def test_image_at_frame_zero_is_kept_exactly(pipe):
     image = _image()
     out = pipe("a gradient", image=image, image_crf=0, generator=_gen(), output_type="latent", **CLIP)

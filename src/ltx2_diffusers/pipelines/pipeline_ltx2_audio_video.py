@@ -287,7 +287,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         """
         grid = shape.num_tokens
         clean = torch.zeros(batch, grid, shape.channels, device=device, dtype=dtype) if latents is None else \
-            latents.to(device=device, dtype=dtype)
+            latents.to(device=device, dtype=dtype, copy=True)  # never write into the caller's tensor
         mask = torch.ones(batch, grid, device=device)
         coords = self.transformer.video_coordinates(shape.frames, shape.height, shape.width, fps, batch, dtype,
                                                     device)
@@ -306,10 +306,11 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
                 extra_mask.append(torch.full(tokens.shape[:2], 1.0 - condition.strength, device=device))
                 extra_coords.append(keyframe_coordinates(condition.frame_index, shape.height, shape.width, fps, batch,
                                                          self.spatial_compression, self.temporal_compression
-                                                         ).to(device=device, dtype=coords.dtype))
+                                                         ).to(device))
         clean = torch.cat([clean, *extra_clean], dim=1)
         mask = torch.cat([mask, *extra_mask], dim=1)
-        coords = torch.cat([coords, *extra_coords], dim=2)
+        if extra_coords:  # float32 keyframe positions promote the (latent-dtype) grid ones, as in the reference
+            coords = torch.cat([coords.float(), *extra_coords], dim=2)
         noise = self._noise(tuple(clean.shape), generator, dtype, device)
         scale = mask.unsqueeze(-1) * (1.0 if noise_scale is None else noise_scale)
         start = (noise * scale + clean * (1 - scale)).to(dtype)  # the reference's noiser
