@@ -7,6 +7,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -509,12 +510,11 @@ class LTX2AudioVideoPipeline(DiffusionPipeline):
         video = self.prepare_latents(shape, batch, frame_rate, conditions, generator, latents, noise_scale, image_crf,
                                      dtype, device)
         audio = self.prepare_audio_latents(batch, audio_tokens, generator, audio_latents, noise_scale, dtype, device)
-        video = StreamInputs(video.latents, video.coords, positive.video_embeds,
-                             None if negative is None else negative.video_embeds, video.denoise_mask, video.clean,
-                             video_guidance, tuple(stg_blocks))
-        audio = StreamInputs(audio.latents, audio.coords, positive.audio_embeds,
-                             None if negative is None else negative.audio_embeds, None, None, audio_guidance,
-                             tuple(audio_stg_blocks))
+        video = replace(video, context=positive.video_embeds, guidance=video_guidance, stg_blocks=tuple(stg_blocks),
+                        negative_context=None if negative is None else negative.video_embeds)
+        audio = replace(audio, context=positive.audio_embeds, guidance=audio_guidance,
+                        stg_blocks=tuple(audio_stg_blocks),
+                        negative_context=None if negative is None else negative.audio_embeds)
 
         # 5. Denoise
         sigmas_all = self.scheduler.sigmas
@@ -560,5 +560,4 @@ def _replace_latents(stream: StreamInputs, latents: torch.Tensor) -> StreamInput
     if latents.shape != stream.latents.shape:
         raise ValueError(f"callback returned latents of shape {tuple(latents.shape)}; expected "
                          f"{tuple(stream.latents.shape)}.")
-    return StreamInputs(latents.to(stream.latents.dtype), stream.coords, stream.context, stream.negative_context,
-                        stream.denoise_mask, stream.clean, stream.guidance, stream.stg_blocks)
+    return replace(stream, latents=latents.to(stream.latents.dtype))
