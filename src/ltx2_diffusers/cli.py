@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--output", default="ltx2_demo.mp4")
     demo.set_defaults(func=_demo)
+    from .conversion.__main__ import add_convert_arguments, run_convert
+
+    convert = sub.add_parser("convert", help="original LTX-2 single-file checkpoint -> diffusers pipeline folder")
+    add_convert_arguments(convert)
+    convert.set_defaults(func=run_convert)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -14,6 +14,15 @@ from .audio import (
     rename_vocoder_key,
     vocoder_config_from_original,
 )
+from .checkpoint import (
+    IGNORED_KEYS,
+    REQUIRED_HEADER_KEYS,
+    check_header,
+    convert_checkpoint,
+    convert_original_state_dict,
+    format_summary,
+    route_keys,
+)
 from .common import check_state_dict, expected_shapes
 from .text import (
     CONNECTORS_RENAMES,
@@ -45,6 +54,13 @@ from .video_vae import (
 )
 
 __all__ = [
+    "IGNORED_KEYS",
+    "REQUIRED_HEADER_KEYS",
+    "check_header",
+    "convert_checkpoint",
+    "convert_original_state_dict",
+    "format_summary",
+    "route_keys",
     "IGNORED_STATISTICS",
     "LATENT_UPSAMPLER_RENAMES",
     "LTX2_DECODER_BLOCK_RENAMES",
