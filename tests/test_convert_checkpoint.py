@@ -65,7 +65,7 @@ def test_folder_layout_and_pipeline_loads(converted, pipe):
     assert index["transformer"] == ["ltx2_diffusers.models.transformer_ltx2", "LTX2AudioVideoTransformer"]
     assert index["text_encoder"] == [None, None] and "latent_upsampler" not in index
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [*SUBFOLDERS, "scheduler", "latent_upsampler", "model_index.json", "ltx2_conversion.json"])
+        [*SUBFOLDERS, "scheduler", "latent_upsampler", "model_index.json", "ltx2_conversion.json", "README.md"])
     assert pipe.text_encoder is None and pipe.transformer.config.caption_channels == HIDDEN
     assert type(pipe.scheduler).__name__ == "LTX2Scheduler" and pipe.scheduler.config.shift_terminal == 0.1
     record = json.loads((folder / "ltx2_conversion.json").read_text())

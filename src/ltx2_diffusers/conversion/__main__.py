@@ -19,12 +19,16 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                         help="dtype of the saved weights (default: as stored; fp8 becomes bf16)")
     parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default 5GB)")
+    parser.add_argument("--push-to-hub", metavar="REPO", default=None,
+                        help="upload the converted folder (with its model card) to this Hub repository")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repository")
     return parser
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """Runs a conversion from parsed arguments and prints its summary."""
     from .checkpoint import convert_checkpoint, format_summary
+    from .model_card import push_to_hub
 
     try:
         folder = convert_checkpoint(args.checkpoint, args.output, upsampler=args.upsampler,
@@ -35,6 +39,9 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201
         return 2
     print(format_summary(folder))  # noqa: T201
+    if args.push_to_hub:
+        url = push_to_hub(folder, args.push_to_hub, private=args.private)
+        print(f"uploaded to {url}")  # noqa: T201
     return 0
 
 

@@ -53,6 +53,7 @@ from .audio import (
     vocoder_config_from_original,
 )
 from .common import expected_shapes
+from .model_card import model_card
 from .text import connectors_config_from_original, convert_connectors_state_dict, rename_connectors_key
 from .transformer import convert_transformer_state_dict, rename_transformer_key, transformer_config_from_original
 from .video_vae import (
@@ -446,6 +447,8 @@ def _convert_into(checkpoint: Path, temp: Path, upsampler: str | os.PathLike | N
         record.update(sigmas=list(DISTILLED_SIGMAS), stage_2_sigmas=list(STAGE_2_DISTILLED_SIGMAS),
                       **DISTILLED_SCHEDULE)
     (temp / "ltx2_conversion.json").write_text(json.dumps(record, indent=2) + "\n")
+    (temp / "README.md").write_text(model_card(checkpoint.name, distilled, list(summary),
+                                               has_text_encoder=text_encoder is not None))
     return summary
 
 
