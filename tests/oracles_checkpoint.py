@@ -74,8 +74,8 @@ def write_original(path: Path, tensors: dict[str, torch.Tensor], header: dict | 
     return path
 
 
-def tiny_upsampler_file(path: Path) -> tuple[torch.nn.Module, Path]:
-    header = upsampler_header()
+def tiny_upsampler_file(path: Path, **header_overrides) -> tuple[torch.nn.Module, Path]:
+    header = upsampler_header(**header_overrides)
     reference = ltxcore_upsampler(header)
     tensors = {k: v.detach().contiguous().clone() for k, v in reference.state_dict().items()}
     return reference, write_original(path, tensors, header)

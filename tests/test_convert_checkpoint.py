@@ -111,6 +111,20 @@ def test_text_connectors_match_ltxcore(tiny, pipe):
 
 
 @pytest.mark.parity
+def test_plain_layout_upsampler_file_converts(tiny, tmp_path):
+    """The upsampler's other key layout (``upsampler.0.*``, no rational resampler) converts end to end too."""
+    source = write_original(tmp_path / "ltx-2-tiny-dev.safetensors", tiny.tensors, tiny.header)
+    reference, upsampler_file = tiny_upsampler_file(tmp_path / "plain.safetensors", rational_resampler=False)
+    assert any(k.startswith("upsampler.0.") for k in load_file(upsampler_file))
+    folder = convert_checkpoint(source, tmp_path / "pipe", upsampler=upsampler_file)
+    upsampler = LTX2LatentUpsampler.from_pretrained(folder, subfolder="latent_upsampler").eval()
+    assert upsampler.config.use_rational_resampler is False
+    x = torch.randn(1, LATENT, 2, 3, 4, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert reference(x).abs().mean() > 0.01
+        assert _max_diff(upsampler(x), reference(x)) <= 1e-4
+
+
 def test_codecs_and_upsampler_match_ltxcore(tiny, pipe, converted):
     g = torch.Generator().manual_seed(3)
     z = torch.randn(1, LATENT, 2, 2, 3, generator=g)  # normalised, as ltx-core's decoder takes them

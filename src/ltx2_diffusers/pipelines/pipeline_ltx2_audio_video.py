@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders import LTX2LoraLoaderMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
 from diffusers.utils.torch_utils import randn_tensor
@@ -67,13 +68,18 @@ EXAMPLE = """
 """
 
 
-class LTX2AudioVideoPipeline(DiffusionPipeline):
+class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2: text-to-audio+video, with optional image conditioning.
 
     Components (the names of a diffusers-format LTX-2 folder): ``scheduler`` (:class:`LTX2Scheduler`), ``vae``
     (:class:`LTX2VideoAutoencoder`), ``audio_vae`` (:class:`LTX2AudioAutoencoder`), ``text_encoder`` (Gemma-3),
     ``tokenizer``, ``connectors`` (:class:`LTX2TextConnectors`), ``transformer``
     (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`).
+
+    LoRAs (diffusers format, or the original / ComfyUI ``diffusion_model.*.lora_A/lora_B`` format, on the video,
+    audio, audio<->video and connector modules) load with ``pipe.load_lora_weights(path, adapter_name=...)``, are
+    weighted with ``pipe.set_adapters(names, weights)`` (negative strengths allowed) and fused with ``fuse_lora`` /
+    ``unfuse_lora``; this needs the ``peft`` package (``pip install ltx2_diffusers[lora]``).
 
     Example:
     """ + EXAMPLE
