@@ -17,7 +17,7 @@ from ltx2_diffusers.conversion.video_vae import (
     latent_upsampler_config_from_original,
 )
 from ltx2_diffusers.models.vocoder_ltx2 import LTX2Vocoder
-from ltx2_diffusers.schedulers import DISTILLED_SIGMAS
+from ltx2_diffusers.schedulers import DISTILLED_SIGMAS, LTX2Scheduler
 
 from .oracles import av_inputs
 from .oracles_checkpoint import real_19b_header, real_19b_keys, tiny_original, tiny_upsampler_file, write_original
@@ -249,6 +249,9 @@ def test_cli_fp8_distilled_and_dtype(tiny, tmp_path, capsys):
     assert "distilled" in printed and "transformer" in printed and "parameters" in printed
     record = json.loads((tmp_path / "out" / "ltx2_conversion.json").read_text())
     assert record["sigmas"] == list(DISTILLED_SIGMAS) and record["fp8_source"] == ["F8_E4M3"]
+    scheduler = LTX2Scheduler.from_pretrained(tmp_path / "out", subfolder="scheduler")
+    scheduler.set_timesteps(num_inference_steps=40)  # a distilled folder keeps its own 8-step schedule
+    torch.testing.assert_close(scheduler.sigmas, torch.tensor([*DISTILLED_SIGMAS, 0.0]))
     saved = {}
     for shard in (tmp_path / "out" / "transformer").glob("*.safetensors"):
         saved.update(load_file(shard))

@@ -130,3 +130,13 @@ def test_static_shift_in_diffusers_form_matches_the_exponent_form():
                                rtol=0, atol=1e-6)
     with pytest.raises(ValueError):
         LTX2Scheduler(shift=0.0)
+
+
+def test_fixed_sigma_list_in_the_config_wins_over_step_counts():
+    scheduler = LTX2Scheduler(sigmas=list(DISTILLED_SIGMAS))
+    scheduler.set_timesteps(num_inference_steps=40)
+    torch.testing.assert_close(scheduler.sigmas, torch.tensor([*DISTILLED_SIGMAS, 0.0]))
+    scheduler.set_timesteps(sigmas=[0.5, 0.25])  # an explicit list still wins
+    torch.testing.assert_close(scheduler.sigmas, torch.tensor([0.5, 0.25, 0.0]))
+    with pytest.raises(ValueError):
+        LTX2Scheduler(sigmas=[0.5, 0.9])

@@ -18,10 +18,10 @@ Folder layout written: ``model_index.json``, ``transformer/``, ``connectors/``, 
 subfolder is *not* listed in ``model_index.json``; load it with ``LTX2LatentUpsampler.from_pretrained(folder,
 subfolder="latent_upsampler")``.
 
-Distilled checkpoints (file name containing ``distilled``): the scheduler config cannot hold a σ list, so the
-scheduler is saved with its default config and the distilled schedule is recorded in ``ltx2_conversion.json`` at the
-folder's top level (``"sigmas"``, ``"stage_2_sigmas"``, ``"guidance_scale": 1.0``); run it with
-``pipe(..., sigmas=DISTILLED_SIGMAS, guidance_scale=1.0)``.
+Distilled checkpoints (file name containing ``distilled``): the scheduler is saved with the fixed 8-step σ list
+(``LTX2Scheduler(sigmas=DISTILLED_SIGMAS)``), and the distilled settings are also recorded in ``ltx2_conversion.json``
+(``"sigmas"``, ``"stage_2_sigmas"``, ``"guidance_scale": 1.0``); the distilled model runs without guidance:
+``pipe(..., guidance_scale=1.0, ...)`` with the other scales neutral.
 
 fp8 checkpoints: float8 tensors are de-quantised to the target dtype (``dtype``, else bfloat16). A per-tensor or
 per-output-channel ``<name>.weight_scale`` next to a float8 ``<name>.weight`` multiplies it; ``<name>.input_scale``
@@ -426,7 +426,7 @@ def _convert_into(checkpoint: Path, temp: Path, upsampler: str | os.PathLike | N
                                        "parameters": sum(v.numel() for v in converted.values())}
             del converted
     distilled = "distilled" in checkpoint.name.lower()
-    LTX2Scheduler().save_pretrained(temp / "scheduler")
+    LTX2Scheduler(sigmas=list(DISTILLED_SIGMAS) if distilled else None).save_pretrained(temp / "scheduler")
     classes: dict[str, type] = {c.name: c.model_class for c in components}
     classes["scheduler"] = LTX2Scheduler
     text_index = None

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
+
+logger = logging.get_logger(__name__)
 
 BASE_SHIFT_TOKENS = 1024
 MAX_SHIFT_TOKENS = 4096
@@ -102,6 +104,14 @@ def euler_step(
     return (sample.float() + dt * velocity.float()).to(sample.dtype)
 
 
+def _check_given_sigmas(given: torch.Tensor) -> torch.Tensor:
+    if given.numel() == 0 or bool((given <= 0).any()) or bool((given > 1).any()):
+        raise ValueError(f"sigmas must be values in (0, 1] without the final 0, got {given.tolist()}.")
+    if bool((given[1:] > given[:-1]).any()):
+        raise ValueError(f"sigmas must be non-increasing, got {given.tolist()}.")
+    return given
+
+
 def _as_float(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.float32, device=like.device)
 
@@ -130,6 +140,8 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
         shift_terminal: the last non-zero σ after stretching (``None``: no stretch).
         shift: a static shift in diffusers' multiplicative form ``σ' = shift·σ / (1 + (shift - 1)·σ)`` (that is
             ``e^s = shift``), as ``FlowMatchEulerDiscreteScheduler`` configs store it; ``None`` uses ``max_shift``.
+        sigmas: a fixed σ list (without the final 0) used whenever a call gives no ``sigmas``, whatever its step
+            count: how a distilled checkpoint's folder stores its 8-step schedule (:data:`DISTILLED_SIGMAS`).
     """
 
     order = 1
@@ -145,9 +157,12 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
         use_dynamic_shifting: bool = False,
         shift_terminal: float | None = 0.1,
         shift: float | None = None,
+        sigmas: Sequence[float] | None = None,
     ) -> None:
         if shift is not None and not shift > 0:
             raise ValueError(f"shift must be positive (multiplicative form), got {shift}.")
+        if sigmas is not None:
+            _check_given_sigmas(torch.as_tensor(sigmas, dtype=torch.float32).flatten())
         self.sigmas = torch.tensor([1.0, 0.0])
         self.timesteps = self.sigmas[:-1] * num_train_timesteps
         self._step_index = 0
@@ -172,12 +187,13 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
             num_tokens: video token count, for the dynamic shift.
         """
         c = self.config
+        if sigmas is None and c.sigmas is not None:
+            if num_inference_steps not in (None, len(c.sigmas)):
+                logger.info("This scheduler has a fixed %d-step σ list (a distilled model): num_inference_steps=%s "
+                            "is ignored.", len(c.sigmas), num_inference_steps)
+            sigmas = c.sigmas
         if sigmas is not None:
-            given = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
-            if given.numel() == 0 or bool((given <= 0).any()) or bool((given > 1).any()):
-                raise ValueError(f"sigmas must be values in (0, 1] without the final 0, got {given.tolist()}.")
-            if bool((given[1:] > given[:-1]).any()):
-                raise ValueError(f"sigmas must be non-increasing, got {given.tolist()}.")
+            given = _check_given_sigmas(torch.as_tensor(sigmas, dtype=torch.float32).flatten())
             schedule = torch.cat([given, given.new_zeros(1)])
         else:
             if num_inference_steps is None:
