@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .common import select_and_rename
+from .common import inverted, rename_parts, select_and_rename
 
 AUDIO_VAE_PREFIX = "audio_vae."
 VOCODER_PREFIX = "vocoder."
@@ -37,8 +37,8 @@ VOCODER_RENAMES: dict[str, str] = {
     "conv_post": "conv_out",
 }
 _BWE_PARTS = ("vocoder", "bwe_generator", "mel_stft")
-_INVERSE_AUDIO_VAE = {v: k for k, v in AUDIO_VAE_RENAMES.items()}
-_INVERSE_VOCODER = {v: k for k, v in VOCODER_RENAMES.items()}
+_INVERSE_AUDIO_VAE = inverted(AUDIO_VAE_RENAMES)
+_INVERSE_VOCODER = inverted(VOCODER_RENAMES)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Names
@@ -70,12 +70,12 @@ def rename_vocoder_key(key: str, prefix: str = VOCODER_PREFIX) -> str | None:
             f"{key!r} belongs to LTX-2.3's vocoder with bandwidth extension, which this package does not convert; "
             f"use an LTX-2.0 checkpoint."
         )
-    return ".".join(VOCODER_RENAMES.get(p, p) for p in parts)
+    return rename_parts(parts, VOCODER_RENAMES)
 
 
 def original_vocoder_key(key: str, prefix: str = VOCODER_PREFIX) -> str:
     """Inverse of :func:`rename_vocoder_key`."""
-    return prefix + ".".join(_INVERSE_VOCODER.get(p, p) for p in key.split("."))
+    return prefix + rename_parts(key, _INVERSE_VOCODER)
 
 
 # ----------------------------------------------------------------------------------------------------------------

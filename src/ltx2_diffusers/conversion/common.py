@@ -7,6 +7,17 @@ from collections.abc import Callable, Mapping
 import torch
 
 
+def rename_parts(name: str | list[str], table: Mapping[str, str]) -> str:
+    """Renames a dotted tensor name part by part: each part is either replaced as a whole by ``table`` or kept."""
+    parts = name.split(".") if isinstance(name, str) else name
+    return ".".join(table.get(part, part) for part in parts)
+
+
+def inverted(table: Mapping[str, str]) -> dict[str, str]:
+    """The reverse rename table (diffusers part -> original part)."""
+    return {new: old for old, new in table.items()}
+
+
 def check_state_dict(
     converted: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size | tuple[int, ...]], component: str
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .common import select_and_rename
+from .common import inverted, rename_parts, select_and_rename
 
 TEXT_PROJECTION_PREFIX = "text_embedding_projection."
 CONNECTORS_PREFIX = "model.diffusion_model."
@@ -27,7 +27,7 @@ CONNECTORS_RENAMES: dict[str, str] = {
     "q_norm": "norm_q",
     "k_norm": "norm_k",
 }
-_INVERSE_RENAMES = {v: k for k, v in CONNECTORS_RENAMES.items()}
+_INVERSE_RENAMES = inverted(CONNECTORS_RENAMES)
 _LTX23_PROJECTIONS = ("video_aggregate_embed", "audio_aggregate_embed")
 
 
@@ -39,14 +39,14 @@ def rename_connectors_key(key: str) -> str | None:
         parts = key[len(CONNECTORS_PREFIX):].split(".")
     else:
         return None
-    return ".".join(CONNECTORS_RENAMES.get(p, p) for p in parts)
+    return rename_parts(parts, CONNECTORS_RENAMES)
 
 
 def original_connectors_key(key: str) -> str:
     """Inverse of :func:`rename_connectors_key` (diffusers name -> original single-file name)."""
-    parts = [_INVERSE_RENAMES.get(p, p) for p in key.split(".")]
-    prefix = TEXT_PROJECTION_PREFIX if parts[0] == "aggregate_embed" else CONNECTORS_PREFIX
-    return prefix + ".".join(parts)
+    name = rename_parts(key, _INVERSE_RENAMES)
+    prefix = TEXT_PROJECTION_PREFIX if name.startswith("aggregate_embed.") else CONNECTORS_PREFIX
+    return prefix + name
 
 
 def _check_ltx20(original: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .common import select_and_rename
+from .common import inverted, rename_parts, select_and_rename
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
 CONNECTOR_PARTS = ("video_embeddings_connector", "audio_embeddings_connector")
@@ -33,7 +33,7 @@ TRANSFORMER_RENAMES: dict[str, str] = {
     "q_norm": "norm_q",
     "k_norm": "norm_k",
 }
-_INVERSE_RENAMES = {v: k for k, v in TRANSFORMER_RENAMES.items()}
+_INVERSE_RENAMES = inverted(TRANSFORMER_RENAMES)
 
 
 def rename_transformer_key(key: str, prefix: str = TRANSFORMER_PREFIX) -> str | None:
@@ -43,12 +43,12 @@ def rename_transformer_key(key: str, prefix: str = TRANSFORMER_PREFIX) -> str | 
     parts = key[len(prefix):].split(".")
     if parts[0] in CONNECTOR_PARTS:
         return None
-    return ".".join(TRANSFORMER_RENAMES.get(p, p) for p in parts)
+    return rename_parts(parts, TRANSFORMER_RENAMES)
 
 
 def original_transformer_key(key: str, prefix: str = TRANSFORMER_PREFIX) -> str:
     """Inverse of :func:`rename_transformer_key` (diffusers name -> original single-file name)."""
-    return prefix + ".".join(_INVERSE_RENAMES.get(p, p) for p in key.split("."))
+    return prefix + rename_parts(key, _INVERSE_RENAMES)
 
 
 def convert_transformer_state_dict(

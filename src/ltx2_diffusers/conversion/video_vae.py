@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .common import check_state_dict, select_and_rename
+from .common import check_state_dict, rename_parts, select_and_rename
 
 VAE_PREFIX = "vae."
 STATISTICS_PREFIX = "per_channel_statistics."
@@ -103,7 +103,7 @@ def rename_video_vae_key(key: str, encoder_blocks: Mapping[int, str], decoder_bl
         index = int(parts[2])
         if index in table:
             parts = [parts[0], *table[index].split("."), *parts[3:]]
-    return ".".join(VAE_PART_RENAMES.get(p, p) for p in parts)
+    return rename_parts(parts, VAE_PART_RENAMES)
 
 
 def convert_video_vae_state_dict(
@@ -208,7 +208,7 @@ def convert_latent_upsampler_state_dict(
     original: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size | tuple[int, ...]] | None = None
 ) -> dict[str, torch.Tensor]:
     """Renames (``LATENT_UPSAMPLER_RENAMES``) and strictly checks the tensors of an upsampler file."""
-    converted = {".".join(LATENT_UPSAMPLER_RENAMES.get(p, p) for p in k.split(".")): v for k, v in original.items()}
+    converted = {rename_parts(k, LATENT_UPSAMPLER_RENAMES): v for k, v in original.items()}
     if expected is not None:
         check_state_dict(converted, expected, "latent upsampler")
     return converted
