@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,7 @@ def ltxcore_sample(
     audio_guidance: GuidanceParams,
     stg_blocks: list[int],
     image_latent: torch.Tensor | None = None,
+    held_audio: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ltx-core's one-stage sampler at batch 1: packed latent states, frame-0 image by latent replacement, Gaussian
     noise from ``manual_seed(seed)`` (video state first, then audio), multimodal guiders, Euler loop.
@@ -97,22 +99,32 @@ def ltxcore_sample(
         video_shape: ``(channels, frames, height, width)`` of the video latent; audio_shape: ``(channels, length,
             mel_bins)`` of the audio latent.
         image_latent: normalised ``[1, C, 1, h, w]`` latent conditioning frame 0 at strength 1.
+        held_audio: normalised ``[1, C, L, M]`` audio latent held clean, as the reference's audio-to-video stage 1
+            (``denoise_video_only``): the audio state starts from it, its noiser runs at scale 0 (noise still drawn),
+            its denoise mask is 0, and the audio guider has default (neutral) parameters and no negative context;
+            ``audio_guidance`` is then ignored.
     Returns the final packed video ``[1, F·H·W, C]`` and audio ``[1, L, C·M]`` latents.
     """
     cpu = torch.device("cpu")
     video_tools = VideoLatentTools(VideoLatentPatchifier(patch_size=1), VideoLatentShape(1, *video_shape), fps)
     audio_tools = AudioLatentTools(AudioPatchifier(patch_size=1), AudioLatentShape(1, *audio_shape))
     video = video_tools.create_initial_state(cpu, torch.float32)
-    audio = audio_tools.create_initial_state(cpu, torch.float32)
+    audio = audio_tools.create_initial_state(cpu, torch.float32, held_audio)
     if image_latent is not None:
         video = VideoConditionByLatentIndex(latent=image_latent, strength=1.0, latent_idx=0).apply_to(video,
                                                                                                       video_tools)
     noiser = GaussianNoiser(torch.Generator().manual_seed(seed))
-    video, audio = noiser(video), noiser(audio)
+    video = noiser(video)
+    if held_audio is None:
+        audio = noiser(audio)
+        audio_guider = _guider(audio_guidance, stg_blocks, negative_contexts[1])
+    else:
+        audio = noiser(audio, noise_scale=0.0)
+        audio = replace(audio, denoise_mask=torch.zeros_like(audio.denoise_mask))
+        audio_guider = MultiModalGuider(MultiModalGuiderParams())
     denoise = multi_modal_guider_denoising_func(
-        _guider(video_guidance, stg_blocks, negative_contexts[0]), _guider(audio_guidance, stg_blocks,
-                                                                           negative_contexts[1]),
-        contexts[0], contexts[1], X0Model(model))
+        _guider(video_guidance, stg_blocks, negative_contexts[0]), audio_guider, contexts[0], contexts[1],
+        X0Model(model))
     video, audio = euler_denoising_loop(sigmas, video, audio, EulerDiffusionStep(), denoise)
     return video.latent, audio.latent
 

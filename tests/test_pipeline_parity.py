@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ltx2_diffusers.conversion.transformer import transformer_config_from_original
-from ltx2_diffusers.models.audio_processing import audio_latent_length
+from ltx2_diffusers.models.audio_processing import audio_latent_length, unpack_audio_latents
 from ltx2_diffusers.pipelines.conditioning import preprocess_image
 from ltx2_diffusers.pipelines.guidance import GuidanceParams
 from ltx2_diffusers.pipelines.pipeline_output import default_stg_blocks
@@ -86,10 +86,12 @@ def test_reference_header_reproduces_our_transformer_config(pipe, reference):
 
 
 def _ours_vs_reference(pipe, reference, embeds, video_guidance=LTX2_VIDEO, audio_guidance=LTX2_AUDIO,
-                       guidance_kwargs=None, image=None):
+                       guidance_kwargs=None, image=None, audio=None):
     """Our pipeline (``guidance_kwargs`` or its defaults) and ltx-core's sampler (the given guidance), same seed."""
     positive, negative = embeds
     kwargs = dict(guidance_kwargs or {}, **(dict(image=image, image_crf=0) if image is not None else {}))
+    if audio is not None:
+        kwargs["audio"] = audio
     with torch.no_grad():
         out = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, num_inference_steps=STEPS,
                    generator=torch.Generator().manual_seed(SEED), output_type="latent", **CLIP, **kwargs)
@@ -103,10 +105,17 @@ def _ours_vs_reference(pipe, reference, embeds, video_guidance=LTX2_VIDEO, audio
     c, audio_channels = pipe.transformer.config, pipe.audio_vae.config.latent_channels
     video_shape = (c.in_channels, (FRAMES - 1) // 8 + 1, HEIGHT // 32, WIDTH // 32)
     audio_shape = (audio_channels, audio_latent_length(FRAMES, FPS), c.audio_in_channels // audio_channels)
+    held_audio = None
+    if audio is not None:  # the normalised audio latent, obtained as our pipeline obtains it
+        with torch.no_grad():
+            held = pipe.encode_audio_source(audio[0], audio[1], audio_shape[1], None, torch.device("cpu"))
+        assert bool(held.held.all())
+        held_audio = unpack_audio_latents(held.clean, audio_shape[2])
     ref_video, ref_audio = ltxcore_sample(
         reference[1], video_shape, audio_shape, FPS, sigmas, SEED,
         (positive.video_embeds, positive.audio_embeds), (negative.video_embeds, negative.audio_embeds),
-        video_guidance, audio_guidance, stg_blocks=default_stg_blocks(c.num_layers), image_latent=image_latent)
+        video_guidance, audio_guidance, stg_blocks=default_stg_blocks(c.num_layers), image_latent=image_latent,
+        held_audio=held_audio)
     return out, sigmas, ref_video, ref_audio, image_latent
 
 
@@ -142,6 +151,18 @@ def test_image_at_frame_zero_matches_ltxcore(pipe, reference, embeds):
     assert torch.equal(ref_video[0, : first.shape[0]], first)
     assert _max_diff(out.frames, ref_video) <= TOL
     assert _max_diff(out.audio, ref_audio) <= TOL
+
+
+def test_audio_to_video_matches_the_reference_a2v_stage(pipe, reference, embeds):
+    """A2V: the reference's ``denoise_video_only`` (audio latent held with denoise mask 0, neutral audio guider, the
+    positive audio prompt in the negative pass, video guided as usual) against ``pipe(audio=...)``."""
+    g = torch.Generator().manual_seed(5)
+    waveform = 0.3 * torch.randn(2, 8000, generator=g)  # 0.5 s at 16 kHz: longer than the 0.375 s clip
+    out, _, ref_video, ref_audio, _ = _ours_vs_reference(pipe, reference, embeds, audio=(waveform, 16000))
+    held = pipe.encode_audio_source(waveform, 16000, out.audio.shape[1], None, torch.device("cpu")).clean
+    assert torch.equal(out.audio, held) and torch.equal(ref_audio, held)  # the audio never moved, on both sides
+    assert ref_video.abs().mean() > 0.5
+    assert _max_diff(out.frames, ref_video) <= TOL
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -17,27 +17,23 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.loaders import LTX2LoraLoaderMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
-from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from ..models.audio_processing import audio_latent_length
+from ..models.audio_processing import audio_latent_length, resample
 from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
+from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normalized_latents
 from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
 from ..models.vocoder_ltx2 import LTX2Vocoder
-from ..schedulers.scheduling_ltx2 import LTX2Scheduler, velocity_from_x0
-from .conditioning import (
-    DEFAULT_IMAGE_CRF,
-    ImageCondition,
-    as_conditions,
-    keyframe_coordinates,
-    preprocess_image,
-)
+from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler, velocity_from_x0
+from .conditioning import DEFAULT_IMAGE_CRF, as_conditions
 from .denoising import StreamInputs, predict_x0
 from .guidance import GuidanceParams, validate_stg_blocks
-from .latents import VideoLatentShape, check_video_size, pack_video_latents, unpack_video_latents
+from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
+from .media import audio_waveform, check_time_window, fit_waveform, video_pixels
+from .pipeline_inputs import LTX2InputsMixin, check_sigma_list
 from .pipeline_output import (
     DEFAULT_AUDIO_GUIDANCE,
     DEFAULT_NEGATIVE_PROMPT,
@@ -45,11 +41,12 @@ from .pipeline_output import (
     LTX2PipelineOutput,
     default_stg_blocks,
 )
-from .text_encoding import LTX2PromptEncoder, check_max_sequence_length, check_prompts
+from .stage_adapters import check_stage_adapters, muted_adapters
+from .text_encoding import LTX2PromptEncoder, check_prompts
+from .token_tiling import TokenTile, TokenTiling, plan_token_tiles, predict_x0_tiled
 
 logger = logging.get_logger(__name__)
 
-OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 # Decodes larger than 121 frames at 720p (per video) are tiled automatically unless the caller says otherwise.
 AUTO_TILING_PIXELS = 121 * 720 * 1280
 
@@ -68,13 +65,23 @@ EXAMPLE = """
 """
 
 
-class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
-    r"""Joint audio + video generation with LTX-2: text-to-audio+video, with optional image conditioning.
+class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderMixin):
+    r"""Joint audio + video generation with LTX-2, every mode in one call.
+
+    * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
+    * audio -> video (``audio=``: the audio is held, the video generated to match it);
+    * video -> audio (``video=``: the video is held, sound generated for it);
+    * retake (``video=`` and/or ``audio=`` with ``retake_window=(start, end)``): only that time window is
+      regenerated; a ``video`` shorter than ``num_frames`` is extended;
+    * multi-scale (``upsample=True``): half-size generation, the x2 latent upsampler, then a short refinement at
+      full size (optionally with another transformer or a LoRA active in that stage only), tiled over the latent
+      when it exceeds a token budget (``refine_tiling``).
 
     Components (the names of a diffusers-format LTX-2 folder): ``scheduler`` (:class:`LTX2Scheduler`), ``vae``
     (:class:`LTX2VideoAutoencoder`), ``audio_vae`` (:class:`LTX2AudioAutoencoder`), ``text_encoder`` (Gemma-3),
     ``tokenizer``, ``connectors`` (:class:`LTX2TextConnectors`), ``transformer``
-    (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`).
+    (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`) and, optional, ``latent_upsampler``
+    (:class:`LTX2LatentUpsampler`, needed by ``upsample=True``).
 
     LoRAs (diffusers format, or the original / ComfyUI ``diffusion_model.*.lora_A/lora_B`` format, on the video,
     audio, audio<->video and connector modules) load with ``pipe.load_lora_weights(path, adapter_name=...)``, are
@@ -84,14 +91,15 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     Example:
     """ + EXAMPLE
 
-    model_cpu_offload_seq = "text_encoder->connectors->transformer->vae->audio_vae->vocoder"
-    _optional_components = ["text_encoder", "tokenizer"]
+    model_cpu_offload_seq = "text_encoder->connectors->transformer->latent_upsampler->vae->audio_vae->vocoder"
+    _optional_components = ["text_encoder", "tokenizer", "latent_upsampler"]
     _callback_tensor_inputs = ["latents", "audio_latents", "prompt_embeds", "negative_prompt_embeds"]
 
     # Our class for each component of a diffusers-format LTX-2 folder (see `from_pretrained`).
     _component_classes = {
         "scheduler": LTX2Scheduler, "vae": LTX2VideoAutoencoder, "audio_vae": LTX2AudioAutoencoder,
         "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer, "vocoder": LTX2Vocoder,
+        "latent_upsampler": LTX2LatentUpsampler,
     }
 
     def __init__(
@@ -104,6 +112,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         connectors: LTX2TextConnectors,
         transformer: LTX2AudioVideoTransformer,
         vocoder: LTX2Vocoder,
+        latent_upsampler: LTX2LatentUpsampler | None = None,
     ) -> None:
         super().__init__()
         for name, expected in self._component_classes.items():
@@ -113,10 +122,12 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
                                  f"{type(component).__name__}; load diffusers-format folders with "
                                  f"LTX2AudioVideoPipeline.from_pretrained, which maps them onto these classes.")
         self.register_modules(scheduler=scheduler, vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
-                              tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder)
+                              tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder,
+                              latent_upsampler=latent_upsampler)
         self.video_processor = VideoProcessor(vae_scale_factor=vae.config.spatial_compression_ratio)
         self._prompt_encoder: LTX2PromptEncoder | None = None
         self._interrupt = False
+        self._stage = 0
 
     @classmethod
     def from_pretrained(
@@ -170,6 +181,11 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         return self._interrupt
 
     @property
+    def stage(self) -> int:
+        """The denoising stage running now: 1, or 2 for the refinement of ``upsample=True`` (for callbacks)."""
+        return self._stage
+
+    @property
     def prompt_encoder(self) -> LTX2PromptEncoder:
         """The prompt encoder, with its prompt-embedding cache kept across calls (rebuilt if components change)."""
         encoder = self._prompt_encoder
@@ -200,156 +216,6 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             prompt, negative_prompt, do_classifier_free_guidance, num_videos_per_prompt, prompt_embeds,
             negative_prompt_embeds, max_sequence_length, device or self._execution_device, dtype,
         )
-
-    def check_inputs(
-        self,
-        prompt: Any,  # noqa: ANN401
-        prompt_embeds: Any,  # noqa: ANN401
-        negative_prompt_embeds: Any,  # noqa: ANN401
-        height: int,
-        width: int,
-        num_frames: int,
-        frame_rate: float,
-        num_inference_steps: int,
-        sigmas: Sequence[float] | None,
-        num_videos_per_prompt: int,
-        output_type: str,
-        max_sequence_length: int,
-        noise_scale: float | None,
-        image_crf: int,
-        callback_on_step_end_tensor_inputs: Sequence[str],
-    ) -> None:
-        """Rejects invalid arguments with an actionable ``ValueError`` before any model runs."""
-        if (prompt is None) == (prompt_embeds is None):
-            raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
-        if prompt is not None:
-            check_prompts(prompt)
-            if self.text_encoder is None or self.tokenizer is None:
-                raise ValueError("This pipeline has no text encoder/tokenizer: pass `prompt_embeds` instead of "
-                                 "`prompt`.")
-        for name, embeds in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
-            if embeds is not None and not isinstance(embeds, LTX2TextEmbeddings):
-                raise ValueError(f"`{name}` must be the LTX2TextEmbeddings that `encode_prompt` returns, got "
-                                 f"{type(embeds).__name__}.")
-        check_video_size(num_frames, height, width, self.temporal_compression, self.spatial_compression)
-        if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or not (
-                math.isfinite(frame_rate) and frame_rate > 0):
-            raise ValueError(f"`frame_rate` must be a positive number of frames per second, got {frame_rate!r}.")
-        if sigmas is None:
-            if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or \
-                    num_inference_steps < 1:
-                raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
-        else:
-            values = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
-            if values.numel() == 0 or bool((values <= 0).any() | (values > 1).any()) or bool(
-                    (values[1:] > values[:-1]).any()):
-                raise ValueError(f"`sigmas` must be non-increasing values in (0, 1] without the final 0, e.g. "
-                                 f"DISTILLED_SIGMAS; got {values.tolist()}.")
-        if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int) or \
-                num_videos_per_prompt < 1:
-            raise ValueError(f"`num_videos_per_prompt` must be a positive integer, got {num_videos_per_prompt!r}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        check_max_sequence_length(max_sequence_length, self.connectors.register_multiple)
-        if noise_scale is not None and not (isinstance(noise_scale, (int, float)) and 0 <= noise_scale <= 1):
-            raise ValueError(f"`noise_scale` must lie in [0, 1] (or be None), got {noise_scale!r}.")
-        if isinstance(image_crf, bool) or not isinstance(image_crf, int) or not 0 <= image_crf <= 51:
-            raise ValueError(f"`image_crf` must be an integer in [0, 51] (0 = no compression), got {image_crf!r}.")
-        unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, "
-                             f"got {unknown}.")
-
-    def _check_latents(self, latents: torch.Tensor | None, batch: int, tokens: int, channels: int, name: str
-                       ) -> None:
-        if latents is None:
-            return
-        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point() or latents.shape != (
-                batch, tokens, channels):
-            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-            raise ValueError(f"`{name}` must be packed, normalised float latents [{batch}, {tokens}, {channels}] (as "
-                             f"output_type='latent' returns them), got {shape}.")
-
-    @staticmethod
-    def _noise(shape: tuple[int, ...], generator: Any, dtype: torch.dtype, device: torch.device  # noqa: ANN401
-               ) -> torch.Tensor:
-        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-
-    def prepare_latents(
-        self,
-        shape: VideoLatentShape,
-        batch: int,
-        fps: float,
-        conditions: list[ImageCondition],
-        generator: Any,  # noqa: ANN401
-        latents: torch.Tensor | None,
-        noise_scale: float | None,
-        image_crf: int,
-        dtype: torch.dtype,
-        device: torch.device,
-    ) -> StreamInputs:
-        """Video tokens (grid first, then appended keyframes), their coordinates, clean values and denoise mask.
-
-        Noise covers every token and is drawn before the audio noise, from the same generator, as the reference.
-        """
-        grid = shape.num_tokens
-        clean = torch.zeros(batch, grid, shape.channels, device=device, dtype=dtype) if latents is None else \
-            latents.to(device=device, dtype=dtype, copy=True)  # never write into the caller's tensor
-        mask = torch.ones(batch, grid, device=device)
-        coords = self.transformer.video_coordinates(shape.frames, shape.height, shape.width, fps, batch, dtype,
-                                                    device)
-        extra_clean, extra_mask, extra_coords = [], [], []
-        height, width = shape.height * self.spatial_compression, shape.width * self.spatial_compression
-        for condition in conditions:
-            pixels = preprocess_image(condition.image, height, width, image_crf)
-            pixels = pixels.to(device=device, dtype=self.vae.dtype).view(1, 3, 1, height, width)
-            tokens = pack_video_latents(self.vae.normalize_latents(self.vae.encode(pixels).latent_dist.mode()))
-            tokens = tokens.to(dtype).expand(batch, -1, -1)  # [B, H'·W', C]
-            if condition.frame_index == 0:
-                count = tokens.shape[1]
-                clean[:, :count], mask[:, :count] = tokens, 1.0 - condition.strength
-            else:
-                extra_clean.append(tokens)
-                extra_mask.append(torch.full(tokens.shape[:2], 1.0 - condition.strength, device=device))
-                extra_coords.append(keyframe_coordinates(condition.frame_index, shape.height, shape.width, fps, batch,
-                                                         self.spatial_compression, self.temporal_compression
-                                                         ).to(device))
-        clean = torch.cat([clean, *extra_clean], dim=1)
-        mask = torch.cat([mask, *extra_mask], dim=1)
-        if extra_coords:  # float32 keyframe positions promote the (latent-dtype) grid ones, as in the reference
-            coords = torch.cat([coords.float(), *extra_coords], dim=2)
-        noise = self._noise(tuple(clean.shape), generator, dtype, device)
-        scale = mask.unsqueeze(-1) * (1.0 if noise_scale is None else noise_scale)
-        start = (noise * scale + clean * (1 - scale)).to(dtype)  # the reference's noiser
-        if latents is not None and noise_scale is None:  # given latents start as they are, where not conditioned
-            as_given = torch.zeros_like(mask, dtype=torch.bool)
-            as_given[:, :grid] = mask[:, :grid] == 1
-            start = torch.where(as_given.unsqueeze(-1), clean, start)
-        conditioned = bool((mask < 1).any())
-        return StreamInputs(start, coords, context=None, denoise_mask=mask if conditioned else None,
-                            clean=clean if conditioned else None)
-
-    def prepare_audio_latents(
-        self,
-        batch: int,
-        num_tokens: int,
-        generator: Any,  # noqa: ANN401
-        latents: torch.Tensor | None,
-        noise_scale: float | None,
-        dtype: torch.dtype,
-        device: torch.device,
-    ) -> StreamInputs:
-        """Audio tokens (pure noise, or given latents) and their coordinates."""
-        channels = self.transformer.config.audio_in_channels
-        noise = self._noise((batch, num_tokens, channels), generator, dtype, device)
-        coords = self.transformer.audio_coordinates(num_tokens, batch, device)
-        if latents is None:
-            return StreamInputs(noise, coords, context=None)
-        latents = latents.to(device=device, dtype=dtype)
-        if noise_scale is None:
-            return StreamInputs(latents, coords, context=None)
-        start = (noise * noise_scale + latents * (1 - noise_scale)).to(dtype)
-        return StreamInputs(start, coords, context=None)
 
     def decode_video(
         self, tokens: torch.Tensor, shape: VideoLatentShape, generator: Any = None,  # noqa: ANN401
@@ -383,6 +249,70 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         mel = self.audio_vae.decode(latents).sample
         return self.vocoder(mel)
 
+
+    def upsample_video_latents(self, tokens: torch.Tensor, shape: VideoLatentShape) -> torch.Tensor:
+        """Packed normalised latents of ``shape`` -> packed normalised latents at twice the height and width."""
+        self._check_upsampler()
+        latents = unpack_video_latents(tokens, shape).to(self.latent_upsampler.dtype)
+        vae = self.vae
+        upsampled = upsample_normalized_latents(self.latent_upsampler, latents, vae.latents_mean.to(latents),
+                                                vae.latents_std.to(latents), vae.config.scaling_factor)
+        return pack_video_latents(upsampled).to(tokens.dtype)
+
+    def _check_upsampler(self) -> None:
+        upsampler = self.latent_upsampler
+        if upsampler is None:
+            raise ValueError("upsample=True needs a latent upsampler: pass latent_upsampler=LTX2LatentUpsampler."
+                             "from_pretrained(...) to the pipeline (or load a folder that has latent_upsampler/).")
+        c = upsampler.config
+        if c.temporal_upsample or not c.spatial_upsample or (
+                c.use_rational_resampler and float(c.rational_spatial_scale) != 2.0):
+            raise ValueError("upsample=True needs a x2 spatial latent upsampler (ltx-2-spatial-upscaler-x2); this "
+                             "one is configured differently.")
+
+    def _denoise(
+        self,
+        video: StreamInputs,
+        audio: StreamInputs,
+        fps: float,
+        transformer: torch.nn.Module,
+        batch_guidance: bool,
+        tiles: list[TokenTile] | None,
+        grid: tuple[int, int, int],
+        callback: Callable | None,
+        callback_inputs: Sequence[str],
+        embeds: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
+    ) -> tuple[StreamInputs, StreamInputs]:
+        """Runs the scheduler's current σ list on both streams (one Euler step per σ, guided in x0 space)."""
+        timesteps, sigmas = self.scheduler.timesteps, self.scheduler.sigmas
+        audio_scheduler = copy.deepcopy(self.scheduler)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            progress_bar.set_description(f"stage {self._stage}")
+            for i, t in enumerate(timesteps):
+                if self._interrupt:
+                    continue
+                sigma = sigmas[i]
+                if tiles is not None:
+                    x0_video, x0_audio = predict_x0_tiled(transformer, video, audio, sigma, fps, grid, tiles,
+                                                          batch_guidance)
+                else:
+                    x0_video, x0_audio = predict_x0(transformer, video, audio, sigma, fps, batch_guidance)
+                video = _replace_latents(video, self.scheduler.step(
+                    velocity_from_x0(video.latents, x0_video, sigma), t, video.latents).prev_sample)
+                audio = _replace_latents(audio, audio_scheduler.step(
+                    velocity_from_x0(audio.latents, x0_audio, sigma), t, audio.latents).prev_sample)
+                if callback is not None:
+                    state = {"latents": video.latents, "audio_latents": audio.latents,
+                             "prompt_embeds": embeds[0], "negative_prompt_embeds": embeds[1]}
+                    outputs = callback(self, self._step, t, {k: state[k] for k in callback_inputs}) or {}
+                    if "latents" in outputs:
+                        video = _replace_latents(video, outputs["latents"])
+                    if "audio_latents" in outputs:
+                        audio = _replace_latents(audio, outputs["audio_latents"])
+                self._step += 1
+                progress_bar.update()
+        return video, audio
+
     # ------------------------------------------------------------------------------------------------------------
     # Call
     # ------------------------------------------------------------------------------------------------------------
@@ -393,22 +323,33 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
         image: Any = None,  # noqa: ANN401
-        height: int = 512,
-        width: int = 768,
-        num_frames: int = 121,
-        frame_rate: float = 24.0,
+        audio: Any = None,  # noqa: ANN401
+        audio_sample_rate: int | None = None,
+        video: Any = None,  # noqa: ANN401
+        retake_window: tuple[float, float] | None = None,
+        retake_modalities: Sequence[str] = ("video", "audio"),
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        frame_rate: float | None = None,
         num_inference_steps: int = 40,
         sigmas: Sequence[float] | None = None,
-        guidance_scale: float = DEFAULT_VIDEO_GUIDANCE.guidance_scale,
+        guidance_scale: float | None = None,
         audio_guidance_scale: float | None = None,
-        modality_scale: float = DEFAULT_VIDEO_GUIDANCE.modality_scale,
+        modality_scale: float | None = None,
         audio_modality_scale: float | None = None,
-        stg_scale: float = DEFAULT_VIDEO_GUIDANCE.stg_scale,
+        stg_scale: float | None = None,
         audio_stg_scale: float | None = None,
-        guidance_rescale: float = DEFAULT_VIDEO_GUIDANCE.guidance_rescale,
+        guidance_rescale: float | None = None,
         audio_guidance_rescale: float | None = None,
         stg_blocks: Sequence[int] | None = None,
         audio_stg_blocks: Sequence[int] | None = None,
+        upsample: bool = False,
+        stage_2_sigmas: Sequence[float] = STAGE_2_DISTILLED_SIGMAS,
+        stage_2_transformer: LTX2AudioVideoTransformer | None = None,
+        stage_2_adapters: str | Sequence[str] | None = None,
+        stage_2_guidance: bool = False,
+        refine_tiling: TokenTiling | bool | None = None,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -433,20 +374,46 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             image: condition images: an image (frame 0), an :class:`ImageCondition`, an ``(image, frame_index[,
                 strength])`` tuple or a list of those. Frame 0 replaces the first latent frame; other frames are
                 appended as keyframe tokens and removed after denoising.
-            height / width: multiples of 32. num_frames: ``8k+1``. frame_rate: frames per second (sets the RoPE time
-                axis and the audio length).
+            audio: audio to hold (audio-to-video): a file path, ``(waveform, sample_rate)``, or a waveform ``[N]`` /
+                ``[channels, N]`` with ``audio_sample_rate``. It is trimmed to the clip; tokens past the end of a
+                shorter clip are generated. The returned audio is the input (resampled to the vocoder's rate,
+                trimmed or zero-padded to the clip) when all of it is held.
+            audio_sample_rate: rate of a waveform passed as ``audio``.
+            video: video to hold (video-to-audio): a file path, a list of PIL images or frames (``[F, H, W, 3]``
+                uint8 / floats in [0, 1], or ``[F, 3, H, W]`` floats) at the requested size, ``F = 8k+1`` and at
+                most ``num_frames`` (fewer: the clip is extended). Returned as given when all of it is held.
+            retake_window: ``(start, end)`` seconds of the given ``video`` / ``audio`` to regenerate; everything
+                outside is held. Streams not given are generated whole.
+            retake_modalities: which given streams the window applies to (the others are held whole).
+            height / width: multiples of 32 (64 with ``upsample``); default: the ``video``'s size, else 512 x 768.
+            num_frames: ``8k+1``; default: the ``video``'s frame count, else 121.
+            frame_rate: frames per second (sets the RoPE time axis and the audio length); default: the video
+                file's rate, else 24.
             num_inference_steps: steps of the LTX-2 schedule; or ``sigmas``: the steps' σ without the final 0, used
                 exactly as given (e.g. ``DISTILLED_SIGMAS``).
             guidance_scale / modality_scale / stg_scale / guidance_rescale: video guidance (CFG, modality,
-                STG, rescale); defaults are the reference's 3 / 3 / 1 / 0.7.
+                STG, rescale); ``None`` takes the reference's 3 / 3 / 1 / 0.7.
             audio_guidance_scale / audio_modality_scale / audio_stg_scale / audio_guidance_rescale: audio guidance;
-                ``None`` takes the reference's audio defaults 7 / 3 / 1 / 0.7; any value given is used as given
-                (0 is off, never a fallback to the video value).
+                ``None`` takes the reference's 7 / 3 / 1 / 0.7. Any value given is used as given (0 is off, never a
+                fallback to the video value). A stream held whole (``audio=`` or ``video=`` without a window) has
+                its guidance off unless values are given, and sees its own prompt in the negative pass, as in the
+                reference's audio-to-video pipeline.
             stg_blocks / audio_stg_blocks: blocks STG perturbs (default: block 29 of 48; audio: the video list).
+            upsample: multi-scale: generate at half ``height`` x ``width``, upsample the latent x2 with
+                ``latent_upsampler``, re-noise both streams to ``stage_2_sigmas[0]`` and refine at full size.
+            stage_2_sigmas: the refinement's σ list (default: the distilled 0.909375, 0.725, 0.421875).
+            stage_2_transformer: a transformer for the refinement (e.g. the distilled model); default: the same.
+            stage_2_adapters: loaded, active LoRA adapters (e.g. the distilled LoRA) muted in stage 1, so they act
+                in the refinement only.
+            stage_2_guidance: guide the refinement with the stage-1 guidance (default: no guidance, as the reference).
+            refine_tiling: tiles the refinement's video latent when it has more tokens than a budget (see
+                :class:`TokenTiling`). ``None``: default tiles for the ``upsample`` refinement; ``True`` or a
+                :class:`TokenTiling`: also for a one-stage call (e.g. refining given ``latents``); ``False``: never.
             num_videos_per_prompt: videos per prompt.
             generator: a generator or one per video (``B · num_videos_per_prompt``).
             latents / audio_latents: packed normalised latents ``[B, tokens, C]`` to start from (what
-                ``output_type="latent"`` returns); frame-0 images still condition them.
+                ``output_type="latent"`` returns; stage-1 size with ``upsample``); frame-0 images still condition
+                them.
             noise_scale: ``None``: given latents are the starting sample as they are; a value ``s``: they are clean
                 and re-noised to ``s·ε + (1 - s)·latents`` (refinement).
             prompt_embeds / negative_prompt_embeds: :class:`LTX2TextEmbeddings` from :meth:`encode_prompt`.
@@ -459,107 +426,231 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             return_dict: return an :class:`LTX2PipelineOutput` instead of a tuple.
             callback_on_step_end: ``callback(pipe, step, timestep, tensors) -> dict``; may read and replace
-                ``latents`` and ``audio_latents`` (packed, normalised).
+                ``latents`` and ``audio_latents`` (packed, normalised). Steps count on across stages;
+                ``pipe.stage`` tells which stage runs.
             callback_on_step_end_tensor_inputs: names passed to the callback.
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        transformer_config = self.transformer.config
+        config = self.transformer.config
 
-        # 1. Check inputs (nothing runs before every argument is known to be valid)
+        # 1. Sources and sizes, then every check (nothing heavy runs before all arguments are known to be valid)
+        pixels, source_fps = video_pixels(video) if video is not None else (None, None)
+        waveform, source_rate = audio_waveform(audio, audio_sample_rate) if audio is not None else (None, None)
+        if audio is None and audio_sample_rate is not None:
+            raise ValueError("audio_sample_rate is only used with `audio`.")
+        num_frames = num_frames if num_frames is not None else pixels.shape[0] if pixels is not None else 121
+        height = height if height is not None else pixels.shape[2] if pixels is not None else 512
+        width = width if width is not None else pixels.shape[3] if pixels is not None else 768
+        frame_rate = frame_rate if frame_rate is not None else source_fps or 24.0
         self.check_inputs(prompt, prompt_embeds, negative_prompt_embeds, height, width, num_frames, frame_rate,
                           num_inference_steps, sigmas, num_videos_per_prompt, output_type, max_sequence_length,
                           noise_scale, image_crf, callback_on_step_end_tensor_inputs)
-        video_guidance = GuidanceParams(guidance_scale, stg_scale, modality_scale, guidance_rescale)
-        audio_guidance = GuidanceParams(
-            *(DEFAULT_AUDIO_GUIDANCE.__dict__[name] if value is None else value for name, value in (
-                ("guidance_scale", audio_guidance_scale), ("stg_scale", audio_stg_scale),
-                ("modality_scale", audio_modality_scale), ("guidance_rescale", audio_guidance_rescale))))
-        stg_blocks = validate_stg_blocks(default_stg_blocks(transformer_config.num_layers) if stg_blocks is None
-                                         else stg_blocks, transformer_config.num_layers)
+        window = self._check_sources(pixels, waveform, source_rate, retake_window, retake_modalities, num_frames,
+                                     height, width, frame_rate)
+        stage_2_adapters = self._check_stages(upsample, height, width, pixels, window, stage_2_sigmas,
+                                              stage_2_transformer, stage_2_adapters, refine_tiling)
+        retake = set(retake_modalities) if window is not None else set()
+        video_held = pixels is not None and "video" not in retake and pixels.shape[0] == num_frames
+        audio_held = waveform is not None and "audio" not in retake and self.audio_source_seconds(
+            waveform, source_rate) >= num_frames / frame_rate
+        if video_held and audio_held:
+            raise ValueError("both `video` and `audio` are given and held whole: there is nothing to generate. Pass "
+                             "retake_window=(start, end) to regenerate part of them, or drop one.")
+        video_guidance = _guidance(DEFAULT_VIDEO_GUIDANCE, video_held, guidance_scale, stg_scale, modality_scale,
+                                   guidance_rescale)
+        audio_guidance = _guidance(DEFAULT_AUDIO_GUIDANCE, audio_held, audio_guidance_scale, audio_stg_scale,
+                                   audio_modality_scale, audio_guidance_rescale)
+        stg_blocks = validate_stg_blocks(default_stg_blocks(config.num_layers) if stg_blocks is None
+                                         else stg_blocks, config.num_layers)
         audio_stg_blocks = stg_blocks if audio_stg_blocks is None else validate_stg_blocks(
-            audio_stg_blocks, transformer_config.num_layers)
+            audio_stg_blocks, config.num_layers)
         num_prompts = len(check_prompts(prompt)) if prompt is not None else prompt_embeds.video_embeds.shape[0]
         batch = num_prompts * num_videos_per_prompt
         if isinstance(generator, list) and len(generator) != batch:
             raise ValueError(f"Got {len(generator)} generators for {batch} videos (prompts × num_videos_per_prompt): "
                              f"pass one generator or exactly {batch}.")
-        shape = VideoLatentShape.from_pixels(num_frames, height, width, transformer_config.in_channels,
+        scale = 2 if upsample else 1
+        full_shape = VideoLatentShape.from_pixels(num_frames, height, width, config.in_channels,
+                                                  self.temporal_compression, self.spatial_compression)
+        shape = VideoLatentShape.from_pixels(num_frames, height // scale, width // scale, config.in_channels,
                                              self.temporal_compression, self.spatial_compression)
         audio_tokens = audio_latent_length(
             num_frames, frame_rate, sample_rate=self.audio_vae.config.sample_rate,
             hop_length=self.audio_vae.config.mel_hop_length,
             temporal_compression=self.audio_vae.temporal_compression_ratio)
         self._check_latents(latents, batch, shape.num_tokens, shape.channels, "latents")
-        self._check_latents(audio_latents, batch, audio_tokens, transformer_config.audio_in_channels, "audio_latents")
+        self._check_latents(audio_latents, batch, audio_tokens, config.audio_in_channels, "audio_latents")
         conditions = as_conditions(image, num_frames)
         if decode_tiling is not None and not isinstance(decode_tiling, (bool, VideoTiling)):
             raise ValueError(f"`decode_tiling` must be a VideoTiling, True, False or None, got "
                              f"{type(decode_tiling).__name__}.")
+        # the refinement's tiles (planned now: a budget below one tile is an error before any compute)
+        refining_one_stage = not upsample and (refine_tiling is True or isinstance(refine_tiling, TokenTiling))
+        tiling = TokenTiling() if refine_tiling in (None, True) else refine_tiling
+        tiles = plan_token_tiles(full_shape[:3], tiling) if (upsample or refining_one_stage) and tiling else None
+        tiles = tiles if tiles is not None and len(tiles) > 1 else None
         use_cfg = video_guidance.uses_uncond or audio_guidance.uses_uncond
-        self._interrupt = False
+        self._interrupt, self._stage, self._step = False, 1, 0
         device, dtype = self._execution_device, self.transformer.dtype
 
-        # 2. Encode the prompts (cached; the text encoder is not needed again after this)
+        # 2. Prompts (cached; the text encoder is not needed again after this)
         if use_cfg and negative_prompt is None and negative_prompt_embeds is None:
             negative_prompt = DEFAULT_NEGATIVE_PROMPT
         positive, negative = self.encode_prompt(
             prompt, negative_prompt, use_cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
             max_sequence_length, device, dtype)
 
-        # 3. Timesteps (one schedule, stepped once per stream)
+        # 3. Sources: the clean tokens of a given video / audio and what of them is held
+        video_source = audio_source = None
+        if pixels is not None:
+            video_source = self.encode_video_source(pixels, shape, frame_rate, window if "video" in retake else None,
+                                                    device)
+        if waveform is not None:
+            audio_source = self.encode_audio_source(waveform, source_rate, audio_tokens,
+                                                    window if "audio" in retake else None, device)
+
+        # 4. Stage 1 (the whole generation without upsample): noise from one generator, video first as the reference
+        video_state = self.prepare_latents(shape, batch, frame_rate, conditions, generator, latents, noise_scale,
+                                           image_crf, dtype, device, video_source)
+        audio_state = self.prepare_audio_latents(batch, audio_tokens, generator, audio_latents, noise_scale, dtype,
+                                                 device, audio_source)
+        video_state = _with_text(video_state, positive.video_embeds, negative, "video_embeds", video_guidance,
+                                 stg_blocks, video_held)
+        audio_state = _with_text(audio_state, positive.audio_embeds, negative, "audio_embeds", audio_guidance,
+                                 audio_stg_blocks, audio_held)
         self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, num_tokens=shape.num_tokens)
-        audio_scheduler = copy.deepcopy(self.scheduler)
-        timesteps = self.scheduler.timesteps
+        callback_inputs = (callback_on_step_end, callback_on_step_end_tensor_inputs, (positive, negative))
+        with muted_adapters(self.transformer, stage_2_adapters):
+            video_state, audio_state = self._denoise(video_state, audio_state, frame_rate, self.transformer,
+                                                     batch_guidance, None if upsample else tiles, shape[:3],
+                                                     *callback_inputs)
 
-        # 4. Latents: video (with image conditions) then audio, noise from one generator in the reference's order
-        video = self.prepare_latents(shape, batch, frame_rate, conditions, generator, latents, noise_scale, image_crf,
-                                     dtype, device)
-        audio = self.prepare_audio_latents(batch, audio_tokens, generator, audio_latents, noise_scale, dtype, device)
-        video = replace(video, context=positive.video_embeds, guidance=video_guidance, stg_blocks=tuple(stg_blocks),
-                        negative_context=None if negative is None else negative.video_embeds)
-        audio = replace(audio, context=positive.audio_embeds, guidance=audio_guidance,
-                        stg_blocks=tuple(audio_stg_blocks),
-                        negative_context=None if negative is None else negative.audio_embeds)
+        # 5. Stage 2: x2 latent upsampling, re-noise to the first stage-2 σ, refine (guidance off by default)
+        if upsample and not self._interrupt:
+            self._stage = 2
+            upsampled = self.upsample_video_latents(video_state.latents[:, : shape.num_tokens], shape)
+            k = float(stage_2_sigmas[0])
+            refined_video = self.prepare_latents(full_shape, batch, frame_rate, conditions, generator, upsampled, k,
+                                                 image_crf, dtype, device)
+            refined_audio = self.prepare_audio_latents(batch, audio_tokens, generator, audio_state.latents, k, dtype,
+                                                       device, audio_source)
+            off = GuidanceParams()
+            video_state = replace(refined_video, **_text_fields(video_state, stage_2_guidance, off))
+            audio_state = replace(refined_audio, **_text_fields(audio_state, stage_2_guidance, off))
+            shape = full_shape
+            self.scheduler.set_timesteps(len(stage_2_sigmas), device=device, sigmas=stage_2_sigmas)
+            video_state, audio_state = self._denoise(video_state, audio_state, frame_rate,
+                                                     stage_2_transformer or self.transformer, batch_guidance, tiles,
+                                                     shape[:3], *callback_inputs)
 
-        # 5. Denoise
-        sigmas_all = self.scheduler.sigmas
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                if self._interrupt:
-                    continue
-                sigma = sigmas_all[i]
-                x0_video, x0_audio = predict_x0(self.transformer, video, audio, sigma, frame_rate, batch_guidance)
-                video = _replace_latents(video, self.scheduler.step(
-                    velocity_from_x0(video.latents, x0_video, sigma), t, video.latents).prev_sample)
-                audio = _replace_latents(audio, audio_scheduler.step(
-                    velocity_from_x0(audio.latents, x0_audio, sigma), t, audio.latents).prev_sample)
-                if callback_on_step_end is not None:
-                    state = {"latents": video.latents, "audio_latents": audio.latents,
-                             "prompt_embeds": positive, "negative_prompt_embeds": negative}
-                    requested = {k: state[k] for k in callback_on_step_end_tensor_inputs}
-                    outputs = callback_on_step_end(self, i, t, requested) or {}
-                    if "latents" in outputs:
-                        video = _replace_latents(video, outputs["latents"])
-                    if "audio_latents" in outputs:
-                        audio = _replace_latents(audio, outputs["audio_latents"])
-                progress_bar.update()
-
-        # 6. Decode (appended keyframe tokens are dropped first)
-        video_tokens = video.latents[:, : shape.num_tokens]
+        # 6. Decode (appended keyframe tokens are dropped first); held sources come back as given
+        video_tokens = video_state.latents[:, : shape.num_tokens]
         if output_type == "latent":
-            frames, waveform, sample_rate = video_tokens, audio.latents, None
+            frames, waveform_out, sample_rate = video_tokens, audio_state.latents, None
         else:
-            pixels = self.decode_video(video_tokens, shape, generator, decode_tiling)
-            frames = self.video_processor.postprocess_video(pixels, output_type=output_type)
-            waveform = self.decode_audio(audio.latents).float()
+            if video_held:
+                pixel_video = pixels.permute(1, 0, 2, 3).unsqueeze(0).expand(batch, -1, -1, -1, -1)
+            else:
+                pixel_video = self.decode_video(video_tokens, shape, generator, decode_tiling)
+            frames = self.video_processor.postprocess_video(pixel_video, output_type=output_type)
             sample_rate = self.vocoder.config.output_sampling_rate
+            if audio_held:
+                clip = fit_waveform(resample(waveform, source_rate, sample_rate),
+                                    round(num_frames / frame_rate * sample_rate))
+                waveform_out = clip.unsqueeze(0).expand(batch, -1, -1).contiguous()
+            else:
+                waveform_out = self.decode_audio(audio_state.latents).float()
             if output_type == "np":
-                waveform = waveform.cpu().numpy().astype(np.float32)
+                waveform_out = waveform_out.cpu().numpy().astype(np.float32)
+        self._stage = 0
         self.maybe_free_model_hooks()
         if not return_dict:
-            return frames, waveform, sample_rate
-        return LTX2PipelineOutput(frames=frames, audio=waveform, sample_rate=sample_rate)
+            return frames, waveform_out, sample_rate
+        return LTX2PipelineOutput(frames=frames, audio=waveform_out, sample_rate=sample_rate)
+
+    # -- checks of the modes ----------------------------------------------------------------------------------
+
+    def _check_sources(
+        self, pixels: torch.Tensor | None, waveform: torch.Tensor | None, sample_rate: int | None,
+        retake_window: Any, retake_modalities: Sequence[str], num_frames: int, height: int, width: int,  # noqa: ANN401
+        frame_rate: float,
+    ) -> tuple[float, float] | None:
+        """Validates the given video / audio against the clip; returns the retake window (or ``None``)."""
+        if pixels is not None:
+            frames, _, h, w = pixels.shape
+            if (h, w) != (height, width):
+                raise ValueError(f"`video` is {h}x{w} (height x width) but the clip is {height}x{width}: resize the "
+                                 f"frames first, or leave height/width unset to use the video's size.")
+            if (frames - 1) % self.temporal_compression or frames > num_frames:
+                raise ValueError(f"`video` has {frames} frames: pass {self.temporal_compression}k+1 frames, at most "
+                                 f"num_frames={num_frames} (fewer frames extend the clip); e.g. trim to "
+                                 f"{(frames - 1) // self.temporal_compression * self.temporal_compression + 1}.")
+        if waveform is not None:
+            self.audio_source_seconds(waveform, sample_rate)
+        if retake_window is None:
+            return None
+        if pixels is None and waveform is None:
+            raise ValueError("retake_window regenerates part of a given clip: pass `video` and/or `audio` too.")
+        modalities = [retake_modalities] if isinstance(retake_modalities, str) else list(retake_modalities)
+        if not modalities or any(m not in ("video", "audio") for m in modalities):
+            raise ValueError(f"retake_modalities must name 'video' and/or 'audio', got {retake_modalities!r}.")
+        return check_time_window(retake_window, num_frames / frame_rate)
+
+    def _check_stages(
+        self, upsample: bool, height: int, width: int, pixels: torch.Tensor | None,
+        window: tuple[float, float] | None, stage_2_sigmas: Sequence[float],
+        stage_2_transformer: Any, stage_2_adapters: Any, refine_tiling: Any,  # noqa: ANN401
+    ) -> list[str]:
+        """Validates the multi-scale arguments; returns the stage-2-only adapter names."""
+        if not isinstance(upsample, bool):
+            raise ValueError(f"`upsample` must be True or False, got {upsample!r}.")
+        if refine_tiling is not None and not isinstance(refine_tiling, (bool, TokenTiling)):
+            raise ValueError(f"`refine_tiling` must be a TokenTiling, True, False or None, got "
+                             f"{type(refine_tiling).__name__}.")
+        if not upsample:
+            if stage_2_transformer is not None or stage_2_adapters:
+                raise ValueError("stage_2_transformer / stage_2_adapters act in the refinement of upsample=True; "
+                                 "pass upsample=True or drop them.")
+            return []
+        multiple = 2 * self.spatial_compression
+        if height % multiple or width % multiple:
+            raise ValueError(f"upsample=True runs stage 1 at half size, so height and width must be multiples of "
+                             f"{multiple}; got {height}x{width}, use e.g. {height // multiple * multiple or multiple}x"
+                             f"{width // multiple * multiple or multiple}.")
+        if pixels is not None or window is not None:
+            raise ValueError("upsample=True generates the video at half size; it cannot hold a given `video` or "
+                             "retake a window. Use upsample=False with `video` / `retake_window`.")
+        self._check_upsampler()
+        check_sigma_list(stage_2_sigmas, "stage_2_sigmas")
+        if stage_2_transformer is not None and not isinstance(stage_2_transformer, LTX2AudioVideoTransformer):
+            raise ValueError(f"stage_2_transformer must be an LTX2AudioVideoTransformer, got "
+                             f"{type(stage_2_transformer).__name__}.")
+        return check_stage_adapters(self.transformer, stage_2_adapters or [])
+
+
+def _guidance(default: GuidanceParams, held: bool, *values: float | None) -> GuidanceParams:
+    """A stream's guidance: given values as given; the rest from ``default``, or off for a stream held whole."""
+    base = GuidanceParams() if held else default
+    names = ("guidance_scale", "stg_scale", "modality_scale", "guidance_rescale")
+    return GuidanceParams(**{n: getattr(base, n) if v is None else v for n, v in zip(names, values)})
+
+
+def _with_text(
+    stream: StreamInputs, context: torch.Tensor, negative: LTX2TextEmbeddings | None, field: str,
+    guidance: GuidanceParams, stg_blocks: Sequence[int], held: bool,
+) -> StreamInputs:
+    """Attaches prompt contexts and guidance; a stream held whole sees its own prompt in the negative pass."""
+    negative_context = None if negative is None else getattr(negative, field)
+    if held and not guidance.uses_uncond:
+        negative_context = context
+    return replace(stream, context=context, negative_context=negative_context, guidance=guidance,
+                   stg_blocks=tuple(stg_blocks))
+
+
+def _text_fields(stream: StreamInputs, keep_guidance: bool, off: GuidanceParams) -> dict:
+    return dict(context=stream.context, negative_context=stream.negative_context,
+                guidance=stream.guidance if keep_guidance else off, stg_blocks=stream.stg_blocks)
 
 
 def _replace_latents(stream: StreamInputs, latents: torch.Tensor) -> StreamInputs:

@@ -41,6 +41,7 @@ def tiny_components(seed: int = 0) -> dict[str, Any]:
     """Every component of :class:`~ltx2_diffusers.LTX2AudioVideoPipeline`, tiny (a few MB) and seeded."""
     from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
     from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
+    from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
     from ..models.text_connectors_ltx2 import LTX2TextConnectors
     from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
     from ..models.vocoder_ltx2 import LTX2Vocoder
@@ -61,7 +62,9 @@ def tiny_components(seed: int = 0) -> dict[str, Any]:
                                      latent_channels=AUDIO_LATENT_CHANNELS, mel_bins=MEL_BINS)
     vocoder = LTX2Vocoder(hidden_channels=32)
     connectors = LTX2TextConnectors(**tiny_connectors_config(TEXT_WIDTH, num_layers=2))
-    models = dict(transformer=transformer, vae=vae, audio_vae=audio_vae, vocoder=vocoder, connectors=connectors)
+    latent_upsampler = LTX2LatentUpsampler(in_channels=VIDEO_LATENT_CHANNELS, mid_channels=32, num_blocks_per_stage=1)
+    models = dict(transformer=transformer, vae=vae, audio_vae=audio_vae, vocoder=vocoder, connectors=connectors,
+                  latent_upsampler=latent_upsampler)
     components = {name: _seeded_(model, seed + i) for i, (name, model) in enumerate(models.items())}
     components.update(scheduler=LTX2Scheduler(), text_encoder=tiny_gemma3(TEXT_WIDTH, num_layers=2, seed=seed),
                       tokenizer=tiny_gemma_tokenizer())
