@@ -43,12 +43,9 @@ def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
                 raise ValueError(f"{str(path)!r} has no audio stream; pass a file with audio or a waveform.")
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
-            chunks = [frame.to_ndarray(format="fltp") if frame.format.is_planar else None
-                      for frame in container.decode(stream)]
-            if any(c is None for c in chunks):  # packed layout: ask PyAV for planar float
-                container.seek(0)
-                resampler = av.AudioResampler(format="fltp")
-                chunks = [r.to_ndarray() for frame in container.decode(stream) for r in resampler.resample(frame)]
+            to_float = av.AudioResampler(format="fltp")  # planar float32: [channels, samples] per frame
+            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in to_float.resample(frame)]
+            chunks += [out.to_ndarray() for out in to_float.resample(None)]
     except av.error.FFmpegError as error:
         raise ValueError(f"could not decode audio from {str(path)!r}: {error}") from error
     if not chunks:
