@@ -22,6 +22,7 @@ from .pipelines import (
     LTX2AudioVideoPipeline,
     LTX2PipelineOutput,
     LTX2PromptEncoder,
+    TokenTiling,
     encode_prompt,
 )
 from .schedulers import LTX2Scheduler
@@ -45,6 +46,7 @@ __all__ = [
     "LTX2TextEmbeddings",
     "LTX2TransformerOutput",
     "LTX2Vocoder",
+    "TokenTiling",
     "audio_coordinates",
     "audio_latent_length",
     "encode_prompt",

@@ -3,6 +3,7 @@ from .conditioning import ImageCondition
 from .pipeline_ltx2_audio_video import LTX2AudioVideoPipeline
 from .pipeline_output import LTX2PipelineOutput
 from .text_encoding import LTX2PromptEncoder, PromptEmbeddingCache, encode_prompt
+from .token_tiling import TokenTiling
 
 __all__ = [
     "DISTILLED_SIGMAS",
@@ -12,5 +13,6 @@ __all__ = [
     "LTX2PipelineOutput",
     "LTX2PromptEncoder",
     "PromptEmbeddingCache",
+    "TokenTiling",
     "encode_prompt",
 ]

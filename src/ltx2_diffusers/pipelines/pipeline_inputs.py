@@ -12,11 +12,14 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..models.text_connectors_ltx2 import LTX2TextEmbeddings
+from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
 from .conditioning import ImageCondition, keyframe_coordinates, preprocess_image
 from .denoising import StreamInputs
 from .latents import VideoLatentShape, check_video_size, pack_video_latents
-from .media import window_mask
+from .media import check_time_window, window_mask
+from .stage_adapters import check_stage_adapters
 from .text_encoding import check_max_sequence_length, check_prompts
+from .token_tiling import TokenTiling
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -163,6 +166,76 @@ class LTX2InputsMixin:
             raise ValueError(f"the conditioning audio lasts {seconds * 1000:.1f} ms, shorter than one audio latent "
                              f"({latent_seconds * 1000:.0f} ms); pass a longer clip.")
         return seconds
+
+    # -- checks of the modes ----------------------------------------------------------------------------------
+
+    def _check_sources(
+        self, pixels: torch.Tensor | None, waveform: torch.Tensor | None, sample_rate: int | None,
+        retake_window: Any, retake_modalities: Sequence[str], num_frames: int, height: int, width: int,  # noqa: ANN401
+        frame_rate: float,
+    ) -> tuple[float, float] | None:
+        """Validates the given video / audio against the clip; returns the retake window (or ``None``)."""
+        if pixels is not None:
+            frames, _, h, w = pixels.shape
+            if (h, w) != (height, width):
+                raise ValueError(f"`video` is {h}x{w} (height x width) but the clip is {height}x{width}: resize the "
+                                 f"frames first, or leave height/width unset to use the video's size.")
+            if (frames - 1) % self.temporal_compression or frames > num_frames:
+                raise ValueError(f"`video` has {frames} frames: pass {self.temporal_compression}k+1 frames, at most "
+                                 f"num_frames={num_frames} (fewer frames extend the clip); e.g. trim to "
+                                 f"{(frames - 1) // self.temporal_compression * self.temporal_compression + 1}.")
+        if waveform is not None:
+            self.audio_source_seconds(waveform, sample_rate)
+        if retake_window is None:
+            return None
+        if pixels is None and waveform is None:
+            raise ValueError("retake_window regenerates part of a given clip: pass `video` and/or `audio` too.")
+        modalities = [retake_modalities] if isinstance(retake_modalities, str) else list(retake_modalities)
+        if not modalities or any(m not in ("video", "audio") for m in modalities):
+            raise ValueError(f"retake_modalities must name 'video' and/or 'audio', got {retake_modalities!r}.")
+        return check_time_window(retake_window, num_frames / frame_rate)
+
+    def _check_stages(
+        self, upsample: bool, height: int, width: int, pixels: torch.Tensor | None,
+        window: tuple[float, float] | None, stage_2_sigmas: Sequence[float],
+        stage_2_transformer: Any, stage_2_adapters: Any, refine_tiling: Any,  # noqa: ANN401
+    ) -> list[str]:
+        """Validates the multi-scale arguments; returns the stage-2-only adapter names."""
+        if not isinstance(upsample, bool):
+            raise ValueError(f"`upsample` must be True or False, got {upsample!r}.")
+        if refine_tiling is not None and not isinstance(refine_tiling, (bool, TokenTiling)):
+            raise ValueError(f"`refine_tiling` must be a TokenTiling, True, False or None, got "
+                             f"{type(refine_tiling).__name__}.")
+        if not upsample:
+            if stage_2_transformer is not None or stage_2_adapters:
+                raise ValueError("stage_2_transformer / stage_2_adapters act in the refinement of upsample=True; "
+                                 "pass upsample=True or drop them.")
+            return []
+        multiple = 2 * self.spatial_compression
+        if height % multiple or width % multiple:
+            raise ValueError(f"upsample=True runs stage 1 at half size, so height and width must be multiples of "
+                             f"{multiple}; got {height}x{width}, use e.g. {height // multiple * multiple or multiple}x"
+                             f"{width // multiple * multiple or multiple}.")
+        if pixels is not None or window is not None:
+            raise ValueError("upsample=True generates the video at half size; it cannot hold a given `video` or "
+                             "retake a window. Use upsample=False with `video` / `retake_window`.")
+        self._check_upsampler()
+        check_sigma_list(stage_2_sigmas, "stage_2_sigmas")
+        if stage_2_transformer is not None and not isinstance(stage_2_transformer, LTX2AudioVideoTransformer):
+            raise ValueError(f"stage_2_transformer must be an LTX2AudioVideoTransformer, got "
+                             f"{type(stage_2_transformer).__name__}.")
+        return check_stage_adapters(self.transformer, stage_2_adapters or [])
+
+    def _check_upsampler(self) -> None:
+        upsampler = self.latent_upsampler
+        if upsampler is None:
+            raise ValueError("upsample=True needs a latent upsampler: pass latent_upsampler=LTX2LatentUpsampler."
+                             "from_pretrained(...) to the pipeline (or load a folder that has latent_upsampler/).")
+        c = upsampler.config
+        if c.temporal_upsample or not c.spatial_upsample or (
+                c.use_rational_resampler and float(c.rational_spatial_scale) != 2.0):
+            raise ValueError("upsample=True needs a x2 spatial latent upsampler (ltx-2-spatial-upscaler-x2); this "
+                             "one is configured differently.")
 
     # -- starting states ---------------------------------------------------------------------------------------
 

@@ -32,8 +32,8 @@ from .conditioning import DEFAULT_IMAGE_CRF, as_conditions
 from .denoising import StreamInputs, predict_x0
 from .guidance import GuidanceParams, validate_stg_blocks
 from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
-from .media import audio_waveform, check_time_window, fit_waveform, video_pixels
-from .pipeline_inputs import LTX2InputsMixin, check_sigma_list
+from .media import audio_waveform, fit_waveform, video_pixels
+from .pipeline_inputs import LTX2InputsMixin
 from .pipeline_output import (
     DEFAULT_AUDIO_GUIDANCE,
     DEFAULT_NEGATIVE_PROMPT,
@@ -41,7 +41,7 @@ from .pipeline_output import (
     LTX2PipelineOutput,
     default_stg_blocks,
 )
-from .stage_adapters import check_stage_adapters, muted_adapters
+from .stage_adapters import muted_adapters
 from .text_encoding import LTX2PromptEncoder, check_prompts
 from .token_tiling import TokenTile, TokenTiling, plan_token_tiles, predict_x0_tiled
 
@@ -258,17 +258,6 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         upsampled = upsample_normalized_latents(self.latent_upsampler, latents, vae.latents_mean.to(latents),
                                                 vae.latents_std.to(latents), vae.config.scaling_factor)
         return pack_video_latents(upsampled).to(tokens.dtype)
-
-    def _check_upsampler(self) -> None:
-        upsampler = self.latent_upsampler
-        if upsampler is None:
-            raise ValueError("upsample=True needs a latent upsampler: pass latent_upsampler=LTX2LatentUpsampler."
-                             "from_pretrained(...) to the pipeline (or load a folder that has latent_upsampler/).")
-        c = upsampler.config
-        if c.temporal_upsample or not c.spatial_upsample or (
-                c.use_rational_resampler and float(c.rational_spatial_scale) != 2.0):
-            raise ValueError("upsample=True needs a x2 spatial latent upsampler (ltx-2-spatial-upscaler-x2); this "
-                             "one is configured differently.")
 
     def _denoise(
         self,
@@ -568,65 +557,6 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         if not return_dict:
             return frames, waveform_out, sample_rate
         return LTX2PipelineOutput(frames=frames, audio=waveform_out, sample_rate=sample_rate)
-
-    # -- checks of the modes ----------------------------------------------------------------------------------
-
-    def _check_sources(
-        self, pixels: torch.Tensor | None, waveform: torch.Tensor | None, sample_rate: int | None,
-        retake_window: Any, retake_modalities: Sequence[str], num_frames: int, height: int, width: int,  # noqa: ANN401
-        frame_rate: float,
-    ) -> tuple[float, float] | None:
-        """Validates the given video / audio against the clip; returns the retake window (or ``None``)."""
-        if pixels is not None:
-            frames, _, h, w = pixels.shape
-            if (h, w) != (height, width):
-                raise ValueError(f"`video` is {h}x{w} (height x width) but the clip is {height}x{width}: resize the "
-                                 f"frames first, or leave height/width unset to use the video's size.")
-            if (frames - 1) % self.temporal_compression or frames > num_frames:
-                raise ValueError(f"`video` has {frames} frames: pass {self.temporal_compression}k+1 frames, at most "
-                                 f"num_frames={num_frames} (fewer frames extend the clip); e.g. trim to "
-                                 f"{(frames - 1) // self.temporal_compression * self.temporal_compression + 1}.")
-        if waveform is not None:
-            self.audio_source_seconds(waveform, sample_rate)
-        if retake_window is None:
-            return None
-        if pixels is None and waveform is None:
-            raise ValueError("retake_window regenerates part of a given clip: pass `video` and/or `audio` too.")
-        modalities = [retake_modalities] if isinstance(retake_modalities, str) else list(retake_modalities)
-        if not modalities or any(m not in ("video", "audio") for m in modalities):
-            raise ValueError(f"retake_modalities must name 'video' and/or 'audio', got {retake_modalities!r}.")
-        return check_time_window(retake_window, num_frames / frame_rate)
-
-    def _check_stages(
-        self, upsample: bool, height: int, width: int, pixels: torch.Tensor | None,
-        window: tuple[float, float] | None, stage_2_sigmas: Sequence[float],
-        stage_2_transformer: Any, stage_2_adapters: Any, refine_tiling: Any,  # noqa: ANN401
-    ) -> list[str]:
-        """Validates the multi-scale arguments; returns the stage-2-only adapter names."""
-        if not isinstance(upsample, bool):
-            raise ValueError(f"`upsample` must be True or False, got {upsample!r}.")
-        if refine_tiling is not None and not isinstance(refine_tiling, (bool, TokenTiling)):
-            raise ValueError(f"`refine_tiling` must be a TokenTiling, True, False or None, got "
-                             f"{type(refine_tiling).__name__}.")
-        if not upsample:
-            if stage_2_transformer is not None or stage_2_adapters:
-                raise ValueError("stage_2_transformer / stage_2_adapters act in the refinement of upsample=True; "
-                                 "pass upsample=True or drop them.")
-            return []
-        multiple = 2 * self.spatial_compression
-        if height % multiple or width % multiple:
-            raise ValueError(f"upsample=True runs stage 1 at half size, so height and width must be multiples of "
-                             f"{multiple}; got {height}x{width}, use e.g. {height // multiple * multiple or multiple}x"
-                             f"{width // multiple * multiple or multiple}.")
-        if pixels is not None or window is not None:
-            raise ValueError("upsample=True generates the video at half size; it cannot hold a given `video` or "
-                             "retake a window. Use upsample=False with `video` / `retake_window`.")
-        self._check_upsampler()
-        check_sigma_list(stage_2_sigmas, "stage_2_sigmas")
-        if stage_2_transformer is not None and not isinstance(stage_2_transformer, LTX2AudioVideoTransformer):
-            raise ValueError(f"stage_2_transformer must be an LTX2AudioVideoTransformer, got "
-                             f"{type(stage_2_transformer).__name__}.")
-        return check_stage_adapters(self.transformer, stage_2_adapters or [])
 
 
 def _guidance(default: GuidanceParams, held: bool, *values: float | None) -> GuidanceParams:

@@ -1,0 +1,145 @@
+"""Tiled vs untiled refinement: time and peak memory of the stage-2 loop at a size where tiling engages.
+
+The refinement of ``upsample=True`` (re-noised latents, 3 distilled σ, no guidance: one transformer call per step) is
+run twice on the same inputs: once on the whole latent grid (``predict_x0``) and once tile by tile
+(``predict_x0_tiled`` with the plan of :func:`plan_token_tiles`). Reported: the median wall time of the loop, the
+peak memory increase while it runs (CUDA: ``max_memory_allocated``; CPU: resident set size sampled every 1 ms), the
+tile count and the max abs difference between the two results (tiles see less context, so they differ).
+
+    python bench/bench_refinement.py --threads 2                                 # medium config, fp32, CPU
+    python bench/bench_refinement.py --config full --grid 16 32 48 --max-tokens 20480   # 19B, bf16, CUDA
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from ltx2_diffusers import LTX2AudioVideoTransformer
+from ltx2_diffusers.pipelines.denoising import StreamInputs, predict_x0
+from ltx2_diffusers.pipelines.token_tiling import TokenTiling, plan_token_tiles, predict_x0_tiled
+from ltx2_diffusers.schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, euler_step, velocity_from_x0
+
+MEDIUM = dict(num_layers=4, num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
+              audio_num_attention_heads=8, audio_attention_head_dim=32, audio_cross_attention_dim=256,
+              caption_channels=256, in_channels=128, audio_in_channels=128, rope_type="split")
+FULL = dict(rope_type="split")
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device) -> Iterator[dict]:
+    """Yields a dict that holds ``peak_mib``, the memory increase over the block, when it exits."""
+    result: dict = {}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        yield result
+        torch.cuda.synchronize()
+        result["peak_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+        return
+    base, peak, done = _rss_mib(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        done.set()
+        thread.join()
+        result["peak_mib"] = max(peak[0], _rss_mib()) - base
+
+
+def refine(predict: Callable, video: StreamInputs, audio: StreamInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    sigmas = torch.tensor([*STAGE_2_DISTILLED_SIGMAS, 0.0])
+    for sigma, following in zip(sigmas[:-1], sigmas[1:]):
+        x0_video, x0_audio = predict(video, audio, sigma)
+        video = StreamInputs(euler_step(video.latents, velocity_from_x0(video.latents, x0_video, sigma), sigma,
+                                        following), video.coords, video.context)
+        audio = StreamInputs(euler_step(audio.latents, velocity_from_x0(audio.latents, x0_audio, sigma), sigma,
+                                        following), audio.coords, audio.context)
+    return video.latents, audio.latents
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=("medium", "full"), default="medium")
+    parser.add_argument("--grid", type=int, nargs=3, default=(4, 16, 24), metavar=("F", "H", "W"))
+    parser.add_argument("--max-tokens", type=int, default=768, help="tile budget (video tokens per call)")
+    parser.add_argument("--overlap", type=int, default=2, help="spatial overlap in latent cells")
+    parser.add_argument("--audio-tokens", type=int, default=26)
+    parser.add_argument("--text-tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    full = args.config == "full"
+    device = torch.device("cuda" if full else "cpu")
+    dtype = torch.bfloat16 if full else torch.float32
+    with torch.device(device):
+        transformer = LTX2AudioVideoTransformer(**(FULL if full else MEDIUM)).eval()
+    if dtype != torch.float32:
+        transformer = transformer.to(dtype)
+    c = transformer.config
+    g = torch.Generator().manual_seed(0)
+    grid = tuple(args.grid)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
+
+    video = StreamInputs(randn(1, math.prod(grid), c.in_channels),
+                         transformer.video_coordinates(*grid, fps=24.0, dtype=dtype, device=device),
+                         randn(1, args.text_tokens, c.caption_channels))
+    audio = StreamInputs(randn(1, args.audio_tokens, c.audio_in_channels),
+                         transformer.audio_coordinates(args.audio_tokens, device=device),
+                         randn(1, args.text_tokens, c.caption_channels))
+    tiles = plan_token_tiles(grid, TokenTiling(max_tokens=args.max_tokens, spatial_overlap=args.overlap,
+                                               temporal_overlap=1))
+    variants = {
+        "untiled": lambda v, a, s: predict_x0(transformer, v, a, s, 24.0),
+        f"tiled ({len(tiles)} tiles)": lambda v, a, s: predict_x0_tiled(transformer, v, a, s, 24.0, grid, tiles),
+    }
+    times, memory, results = {}, {}, {}
+    with torch.inference_mode():
+        for name, predict in variants.items():  # warm-up
+            results[name] = refine(predict, video, audio)
+        for _ in range(args.runs):
+            for name, predict in variants.items():
+                with peak_memory(device) as peak:
+                    start = time.perf_counter()
+                    refine(predict, video, audio)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times.setdefault(name, []).append(time.perf_counter() - start)
+                memory.setdefault(name, []).append(peak["peak_mib"])
+    (base_name, tiled_name) = variants
+    difference = (results[base_name][0].float() - results[tiled_name][0].float()).abs().max().item()
+    print(f"grid {grid} = {math.prod(grid)} video tokens, budget {args.max_tokens}, tiles "
+          f"{[t.shape for t in tiles]}; {args.config} config, {dtype}, {device}")
+    print("| variant | refinement, 3 steps (s) | peak memory increase (MiB) |")
+    print("|---|---|---|")
+    for name in variants:
+        print(f"| {name} | {statistics.median(times[name]):.3f} | {max(memory[name]):.0f} |")
+    print(f"max abs difference of the refined video latents (tiled vs untiled): {difference:.3g}")
+
+
+if __name__ == "__main__":
+    main()
