@@ -98,6 +98,7 @@ def test_audio_shorter_than_the_clip_is_continued(pipe):
     held = pipe.encode_audio_source(waveform, 16000, tokens, None, CPU)
     count = int(held.held.sum())
     assert 0 < count < tokens and bool(held.held[:count].all())
+    assert pipe.audio_source_tokens(waveform, 16000) == count  # the arithmetic that decides "held whole"
     last = recorder.steps[-1][4]
     assert torch.equal(last[:, :count], held.clean[:, :count])
     assert not torch.equal(last[:, count:], recorder.steps[0][4][:, count:])

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..models.audio_processing import latents_for_mel_frames, mel_frames_for_samples
 from ..models.text_connectors_ltx2 import LTX2TextEmbeddings
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
 from .conditioning import ImageCondition, keyframe_coordinates, preprocess_image
@@ -156,6 +157,14 @@ class LTX2InputsMixin:
         if window is not None:
             held &= ~window_mask(self.transformer.audio_coordinates(num_tokens)[0, 0], *window)
         return SourceTokens(clean, held.to(device))
+
+    def audio_source_tokens(self, waveform: torch.Tensor, sample_rate: int) -> int:
+        """Audio latents the encoder makes from a waveform (after resampling to the audio VAE's rate)."""
+        c = self.audio_vae.config
+        samples = math.ceil(waveform.shape[-1] * c.sample_rate / sample_rate)
+        return latents_for_mel_frames(mel_frames_for_samples(samples, c.mel_hop_length),
+                                      self.audio_vae.temporal_compression_ratio,
+                                      self.audio_vae.causality_axis != "none")
 
     def audio_source_seconds(self, waveform: torch.Tensor, sample_rate: int) -> float:
         """Duration of a waveform; ``ValueError`` when it is shorter than one audio latent (4 mel hops, 40 ms)."""

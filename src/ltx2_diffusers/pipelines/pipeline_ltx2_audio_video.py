@@ -441,8 +441,12 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
                                               stage_2_transformer, stage_2_adapters, refine_tiling)
         retake = set(retake_modalities) if window is not None else set()
         video_held = pixels is not None and "video" not in retake and pixels.shape[0] == num_frames
-        audio_held = waveform is not None and "audio" not in retake and self.audio_source_seconds(
-            waveform, source_rate) >= num_frames / frame_rate
+        audio_tokens = audio_latent_length(
+            num_frames, frame_rate, sample_rate=self.audio_vae.config.sample_rate,
+            hop_length=self.audio_vae.config.mel_hop_length,
+            temporal_compression=self.audio_vae.temporal_compression_ratio)
+        audio_held = waveform is not None and "audio" not in retake and self.audio_source_tokens(
+            waveform, source_rate) >= audio_tokens
         if video_held and audio_held:
             raise ValueError("both `video` and `audio` are given and held whole: there is nothing to generate. Pass "
                              "retake_window=(start, end) to regenerate part of them, or drop one.")
@@ -464,10 +468,6 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
                                                   self.temporal_compression, self.spatial_compression)
         shape = VideoLatentShape.from_pixels(num_frames, height // scale, width // scale, config.in_channels,
                                              self.temporal_compression, self.spatial_compression)
-        audio_tokens = audio_latent_length(
-            num_frames, frame_rate, sample_rate=self.audio_vae.config.sample_rate,
-            hop_length=self.audio_vae.config.mel_hop_length,
-            temporal_compression=self.audio_vae.temporal_compression_ratio)
         self._check_latents(latents, batch, shape.num_tokens, shape.channels, "latents")
         self._check_latents(audio_latents, batch, audio_tokens, config.audio_in_channels, "audio_latents")
         conditions = as_conditions(image, num_frames)
