@@ -1,12 +1,13 @@
 """Tiled vs untiled refinement: time and peak memory of the stage-2 loop at a size where tiling engages.
 
 The refinement of ``upsample=True`` (re-noised latents, 3 distilled σ, no guidance: one transformer call per step) is
-run twice on the same inputs: once on the whole latent grid (``predict_x0``) and once tile by tile
-(``predict_x0_tiled`` with the plan of :func:`plan_token_tiles`). Reported: the median wall time of the loop, the
-peak memory increase while it runs (CUDA: ``max_memory_allocated``; CPU: resident set size sampled every 1 ms), the
-tile count and the max abs difference between the two results (tiles see less context, so they differ).
+run twice on the same inputs, each variant in a fresh process so that memory freed by one cannot hide the other's
+peak: once on the whole latent grid (``predict_x0``) and once tile by tile (``predict_x0_tiled`` with the plan of
+:func:`plan_token_tiles`). Reported: the median wall time of the loop, the peak memory increase of the first run
+(CUDA: ``max_memory_allocated``; CPU: resident set size sampled every 1 ms, above the RSS after building the model and
+inputs), the tile count and the max abs difference between the two results (tiles see less context, so they differ).
 
-    python bench/bench_refinement.py --threads 2                                 # medium config, fp32, CPU
+    python bench/bench_refinement.py --threads 2                        # medium config, 4x24x32 grid, fp32, CPU
     python bench/bench_refinement.py --config full --grid 16 32 48 --max-tokens 20480   # 19B, bf16, CUDA
 """
 
@@ -14,13 +15,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ltx2_diffusers import LTX2AudioVideoTransformer
 from ltx2_diffusers.pipelines.denoising import StreamInputs, predict_x0
@@ -78,22 +84,29 @@ def refine(predict: Callable, video: StreamInputs, audio: StreamInputs) -> tuple
     return video.latents, audio.latents
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=("medium", "full"), default="medium")
-    parser.add_argument("--grid", type=int, nargs=3, default=(4, 16, 24), metavar=("F", "H", "W"))
-    parser.add_argument("--max-tokens", type=int, default=768, help="tile budget (video tokens per call)")
+    parser.add_argument("--grid", type=int, nargs=3, default=(4, 24, 32), metavar=("F", "H", "W"))
+    parser.add_argument("--max-tokens", type=int, default=1024, help="tile budget (video tokens per call)")
     parser.add_argument("--overlap", type=int, default=2, help="spatial overlap in latent cells")
     parser.add_argument("--audio-tokens", type=int, default=26)
     parser.add_argument("--text-tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--variant", choices=("untiled", "tiled"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def child(args: argparse.Namespace) -> None:
+    """One variant in this process: a memory-measured first run, then ``runs`` timed ones."""
     if args.threads:
         torch.set_num_threads(args.threads)
     full = args.config == "full"
     device = torch.device("cuda" if full else "cpu")
     dtype = torch.bfloat16 if full else torch.float32
+    torch.manual_seed(0)  # the same weights in both processes
     with torch.device(device):
         transformer = LTX2AudioVideoTransformer(**(FULL if full else MEDIUM)).eval()
     if dtype != torch.float32:
@@ -113,31 +126,52 @@ def main() -> None:
                          randn(1, args.text_tokens, c.caption_channels))
     tiles = plan_token_tiles(grid, TokenTiling(max_tokens=args.max_tokens, spatial_overlap=args.overlap,
                                                temporal_overlap=1))
-    variants = {
-        "untiled": lambda v, a, s: predict_x0(transformer, v, a, s, 24.0),
-        f"tiled ({len(tiles)} tiles)": lambda v, a, s: predict_x0_tiled(transformer, v, a, s, 24.0, grid, tiles),
-    }
-    times, memory, results = {}, {}, {}
+    if args.variant == "tiled":
+        def predict(v: StreamInputs, a: StreamInputs, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return predict_x0_tiled(transformer, v, a, s, 24.0, grid, tiles)
+    else:
+        def predict(v: StreamInputs, a: StreamInputs, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return predict_x0(transformer, v, a, s, 24.0)
+    times = []
     with torch.inference_mode():
-        for name, predict in variants.items():  # warm-up
-            results[name] = refine(predict, video, audio)
+        with peak_memory(device) as peak:
+            result = refine(predict, video, audio)
         for _ in range(args.runs):
-            for name, predict in variants.items():
-                with peak_memory(device) as peak:
-                    start = time.perf_counter()
-                    refine(predict, video, audio)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    times.setdefault(name, []).append(time.perf_counter() - start)
-                memory.setdefault(name, []).append(peak["peak_mib"])
-    (base_name, tiled_name) = variants
-    difference = (results[base_name][0].float() - results[tiled_name][0].float()).abs().max().item()
-    print(f"grid {grid} = {math.prod(grid)} video tokens, budget {args.max_tokens}, tiles "
-          f"{[t.shape for t in tiles]}; {args.config} config, {dtype}, {device}")
+            start = time.perf_counter()
+            refine(predict, video, audio)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    save_file({"video": result[0].float().cpu().contiguous()}, args.out)
+    print(json.dumps({"seconds": statistics.median(times), "peak_mib": peak["peak_mib"],
+                      "tiles": [list(t.shape) for t in tiles]}))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.variant:
+        child(args)
+        return
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for variant in ("untiled", "tiled"):
+            out = f"{folder}/{variant}.safetensors"
+            command = [sys.executable, __file__, "--variant", variant, "--out", out]
+            for name in ("config", "max_tokens", "overlap", "audio_tokens", "text_tokens", "runs", "threads"):
+                value = getattr(args, name)
+                if value is not None:
+                    command += [f"--{name.replace('_', '-')}", str(value)]
+            command += ["--grid", *map(str, args.grid)]
+            line = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            results[variant] = dict(json.loads(line), video=load_file(out)["video"])
+    tiles = results["tiled"]["tiles"]
+    difference = (results["untiled"]["video"] - results["tiled"]["video"]).abs().max().item()
+    print(f"grid {tuple(args.grid)} = {math.prod(args.grid)} video tokens, budget {args.max_tokens}, tiles {tiles}; "
+          f"{args.config} config")
     print("| variant | refinement, 3 steps (s) | peak memory increase (MiB) |")
     print("|---|---|---|")
-    for name in variants:
-        print(f"| {name} | {statistics.median(times[name]):.3f} | {max(memory[name]):.0f} |")
+    for variant, label in (("untiled", "untiled"), ("tiled", f"tiled ({len(tiles)} tiles)")):
+        print(f"| {label} | {results[variant]['seconds']:.3f} | {results[variant]['peak_mib']:.0f} |")
     print(f"max abs difference of the refined video latents (tiled vs untiled): {difference:.3g}")
 
 
