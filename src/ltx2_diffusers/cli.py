@@ -61,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--output", default="ltx2_demo.mp4")
     demo.set_defaults(func=_demo)
+    from .cli_generate import add_generate_arguments, run_generate
+
+    generate = sub.add_parser("generate", help="generate a clip with a real model (every mode: text/image to video "
+                              "+ audio, audio-to-video, video-to-audio, retake, multi-scale) and write an mp4",
+                              description="Generates video with audio with LTX2AudioVideoPipeline and writes an mp4.")
+    add_generate_arguments(generate)
+    generate.set_defaults(func=run_generate)
     from .conversion.__main__ import add_convert_arguments, run_convert
 
     convert = sub.add_parser("convert", help="original LTX-2 single-file checkpoint -> diffusers pipeline folder")

@@ -1,0 +1,701 @@
+"""``ltx2-diffusers generate``: every mode of :class:`LTX2AudioVideoPipeline` from the command line.
+
+Argument definitions and checks, the mapping of load / out-of-memory failures to actionable messages, phase timing,
+and the run itself (load, text encoding, denoising per stage, decode, export, optional previews).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
+from .pipelines.pipeline_output import DEFAULT_NEGATIVE_PROMPT
+from .pipelines.token_tiling import TokenTiling
+
+# LTX-2's VAE: 32 pixels per latent cell, 8 frames per latent frame (the pipeline checks the loaded model's own).
+SPATIAL_MULTIPLE, TEMPORAL_MULTIPLE = 32, 8
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+LOGIN_HINT = ("accept the licence on the gated repository's Hub page (LTX-2's text encoder is Google's Gemma-3: "
+              "https://huggingface.co/google/gemma-3-12b-it), then log in with `hf auth login` (formerly "
+              "`huggingface-cli login`) or set HF_TOKEN")
+
+EXAMPLES = """examples:
+  ltx2-diffusers generate --model LTX-2-diffusers --prompt "A violinist plays at dusk" --output clip.mp4
+  ltx2-diffusers generate --model LTX-2-diffusers --prompt "..." --image first.png --image last.png@-1@0.8
+  ltx2-diffusers generate --model LTX-2-diffusers --prompt "A drummer on stage" --audio drums.wav     # A2V
+  ltx2-diffusers generate --model LTX-2-diffusers --prompt "Rain and thunder" --video storm.mp4     # V2A
+  ltx2-diffusers generate --model LTX-2-diffusers --prompt "..." --upsample --height 1024 --width 1536
+exit codes: 0 done, 2 invalid arguments, 1 the model could not be loaded or ran out of memory."""
+
+
+class GenerateError(Exception):
+    """A failure with an actionable message (exit code 1): the model cannot be loaded, or memory ran out."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Argument types (argparse-level checks, each naming what to pass instead)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
+def pixel_size(text: str) -> int:
+    """Height / width: a positive multiple of 32."""
+    value = positive_int(text)
+    if value % SPATIAL_MULTIPLE:
+        low = max(SPATIAL_MULTIPLE, value // SPATIAL_MULTIPLE * SPATIAL_MULTIPLE)
+        raise argparse.ArgumentTypeError(f"must be a multiple of {SPATIAL_MULTIPLE}, got {value} (e.g. {low} or "
+                                         f"{low + SPATIAL_MULTIPLE})")
+    return value
+
+
+def frame_count(text: str) -> int:
+    """Frames: 8k + 1."""
+    value = positive_int(text)
+    if (value - 1) % TEMPORAL_MULTIPLE:
+        low = (value - 1) // TEMPORAL_MULTIPLE * TEMPORAL_MULTIPLE + 1
+        raise argparse.ArgumentTypeError(f"must be {TEMPORAL_MULTIPLE}k+1 (1, 9, 17, ..., 121), got {value} (e.g. "
+                                         f"{low} or {low + TEMPORAL_MULTIPLE})")
+    return value
+
+
+def crf(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 51:
+        raise argparse.ArgumentTypeError(f"must be an H.264 CRF in [0, 51] (0 = no compression), got {value}")
+    return value
+
+
+def sigma_list(text: str) -> list[float]:
+    """``"1.0,0.9,0.5"`` -> floats in (0, 1]; the pipeline checks the order."""
+    values = [_float(part) for part in text.split(",") if part.strip()]
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of noise levels in (0, 1], e.g. "
+                                         f"'1.0,0.9,0.7,0.4', got {text!r}")
+    return values
+
+
+def block_list(text: str) -> list[int]:
+    """``"28,29"`` -> transformer block indices (the pipeline checks them against the model's depth)."""
+    values = [_int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of block indices >= 0, got {text!r}")
+    return values
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
+
+
+def model_source(text: str) -> str:
+    """A local pipeline folder, or something that can be a Hub id (``owner/name``)."""
+    path = Path(text)
+    if path.is_dir():
+        return text
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; pass a pipeline folder or a Hub id (convert an "
+                                         f"original single-file checkpoint with `ltx2-diffusers convert`)")
+    if not HUB_ID.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an existing folder nor a Hub id (owner/name)")
+    return text
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """A condition image: file, pixel frame it conditions (negative: from the end) and strength in [0, 1]."""
+
+    path: Path
+    frame: int = 0
+    strength: float = 1.0
+
+
+def image_spec(text: str) -> ImageSpec:
+    """``PATH``, ``PATH@FRAME`` or ``PATH@FRAME@STRENGTH``; an existing file whose name holds ``@`` is taken whole."""
+    candidates = [ImageSpec(Path(text))]
+    parts = text.split("@")
+    if len(parts) >= 2:
+        with contextlib.suppress(ValueError):
+            candidates.append(ImageSpec(Path("@".join(parts[:-1])), int(parts[-1])))
+    if len(parts) >= 3:
+        with contextlib.suppress(ValueError):
+            candidates.append(ImageSpec(Path("@".join(parts[:-2])), int(parts[-2]), float(parts[-1])))
+    candidates = [c for c in candidates if str(c.path) not in ("", ".")]
+    for spec in candidates:
+        if spec.path.is_file():
+            if not 0 <= spec.strength <= 1:
+                raise argparse.ArgumentTypeError(f"strength must lie in [0, 1], got {spec.strength:g} in {text!r}")
+            return spec
+    raise argparse.ArgumentTypeError(f"no such image file: {str(candidates[-1].path)!r} (from {text!r}; the syntax "
+                                     f"is PATH, PATH@FRAME or PATH@FRAME@STRENGTH)")
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``generate`` subcommand's flags."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLES
+    what = parser.add_argument_group("model and prompt")
+    what.add_argument("--model", required=True, type=model_source,
+                      help="pipeline folder (e.g. from `ltx2-diffusers convert`) or Hub id")
+    what.add_argument("--prompt", required=True)
+    what.add_argument("--negative-prompt", default=None, help="default: the reference's negative prompt")
+    what.add_argument("--max-sequence-length", type=positive_int, default=1024, metavar="N",
+                      help="text tokens (a multiple of the connectors' register count; default 1024)")
+
+    size = parser.add_argument_group("size and schedule")
+    size.add_argument("--height", type=pixel_size, metavar="PX",
+                      help="multiple of 32 (64 with --upsample); default 512 or the --video's")
+    size.add_argument("--width", type=pixel_size, metavar="PX",
+                      help="multiple of 32 (64 with --upsample); default 768 or the --video's")
+    size.add_argument("--frames", type=frame_count, metavar="N", help="8k+1; default 121 or the --video's")
+    size.add_argument("--fps", type=positive_float, help="default 24 or the --video's")
+    steps = size.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=positive_int, metavar="N",
+                       help="denoising steps of the LTX-2 schedule (default 40)")
+    steps.add_argument("--sigmas", type=sigma_list, metavar="S1,S2,...",
+                       help="the steps' noise levels, comma-separated, without the final 0 (used exactly as given)")
+    steps.add_argument("--distilled", action="store_true", help="the distilled model's 8 fixed noise levels; "
+                       "guidance off unless a scale is given")
+
+    guidance = parser.add_argument_group("guidance (default: the reference's; a stream held whole: off)")
+    for flag, text in (("guidance-scale", "video text CFG (1 = off; default 3)"),
+                       ("audio-guidance-scale", "audio text CFG (default 7)"),
+                       ("modality-scale", "video audio<->video modality guidance (1 = off; default 3)"),
+                       ("audio-modality-scale", "audio modality guidance (default 3)"),
+                       ("stg-scale", "video spatio-temporal guidance (0 = off; default 1)"),
+                       ("audio-stg-scale", "audio STG (default 1)"),
+                       ("guidance-rescale", "video rescale in [0, 1] (0 = off; default 0.7)"),
+                       ("audio-guidance-rescale", "audio rescale (default 0.7)")):
+        guidance.add_argument(f"--{flag}", type=non_negative_float, metavar="S", help=text)
+    guidance.add_argument("--stg-blocks", type=block_list, metavar="I[,J...]",
+                          help="transformer blocks STG perturbs (default: block 29 of 48)")
+    guidance.add_argument("--audio-stg-blocks", type=block_list, metavar="I[,J...]", help="default: --stg-blocks")
+
+    inputs = parser.add_argument_group("conditioning (image, audio-to-video, video-to-audio, retake)")
+    inputs.add_argument("--image", type=image_spec, action="append", default=[], metavar="PATH[@FRAME[@STRENGTH]]",
+                        help="condition image (repeatable); frame 0 and strength 1 by default, negative frames "
+                        "count from the end")
+    inputs.add_argument("--image-crf", type=crf, default=33, metavar="0..51",
+                        help="H.264 CRF applied to condition images (0 = none; default 33)")
+    inputs.add_argument("--audio", type=existing_file, metavar="PATH", help="audio to hold (audio-to-video)")
+    inputs.add_argument("--video", type=existing_file, metavar="PATH", help="video to hold (video-to-audio)")
+    inputs.add_argument("--retake", type=non_negative_float, nargs=2, metavar=("START", "END"),
+                        help="regenerate only these seconds of --video / --audio")
+    inputs.add_argument("--retake-modalities", nargs="+", choices=("video", "audio"), default=None,
+                        help="streams the retake window applies to (default both)")
+
+    stages = parser.add_argument_group("multi-scale and memory")
+    stages.add_argument("--upsample", action="store_true",
+                        help="half-size generation, x2 latent upsampler, refinement at full size")
+    tiling = stages.add_mutually_exclusive_group()
+    tiling.add_argument("--tile-tokens", type=positive_int, metavar="N",
+                        help="tile the refinement (or a one-stage run) into transformer calls of at most N video "
+                        "tokens")
+    tiling.add_argument("--no-tiling", action="store_true", help="never tile the refinement")
+    stages.add_argument("--decode-tiling", action=argparse.BooleanOptionalAction, default=None,
+                        help="VAE decode in tiles (default: automatic above 121 frames at 720p)")
+    stages.add_argument("--offload", choices=("none", "model", "sequential"), default="none",
+                        help="diffusers CPU offload: whole components or layer by layer (needs an accelerator)")
+    stages.add_argument("--fp8", action="store_true",
+                        help="store the transformer's weights in fp8 (layerwise casting), computing in --dtype")
+    stages.add_argument("--dtype", choices=tuple(DTYPES), help="default: bfloat16 on CUDA, float32 otherwise")
+    stages.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--seed", type=int, default=0)
+    out.add_argument("--num-videos", type=positive_int, default=1, metavar="N",
+                     help="videos for the prompt (one file each)")
+    out.add_argument("--output", type=Path, default=Path("ltx2_output.mp4"), metavar="PATH",
+                     help="mp4 path; several videos get _1, _2, ... (default ltx2_output.mp4)")
+    out.add_argument("--preview", action="store_true",
+                     help="also write <stem>_frames.png (contact sheet) and <stem>_audio.png (waveform, spectrogram)")
+    out.add_argument("--quiet", action="store_true", help="no progress bars or phase lines; only the summary line")
+
+
+def check_generate_args(args: argparse.Namespace) -> None:
+    """Cross-flag checks; raises ``ValueError`` (one line, exit code 2) naming the fix."""
+    if args.retake is not None:
+        start, end = args.retake
+        if args.video is None and args.audio is None:
+            raise ValueError("--retake regenerates part of a given clip: pass --video and/or --audio too.")
+        if not start < end:
+            raise ValueError(f"--retake START END needs START < END, got {start:g} {end:g}.")
+    if args.retake_modalities and args.retake is None:
+        raise ValueError("--retake-modalities only applies with --retake START END.")
+    if args.upsample:
+        multiple = 2 * SPATIAL_MULTIPLE
+        for name in ("height", "width"):
+            value = getattr(args, name)
+            if value is not None and value % multiple:
+                raise ValueError(f"--upsample generates at half size, so --{name} must be a multiple of {multiple}; "
+                                 f"got {value}, use {max(multiple, value // multiple * multiple)} or "
+                                 f"{value // multiple * multiple + multiple}.")
+        if args.video is not None or args.retake is not None:
+            raise ValueError("--upsample cannot hold a --video or --retake a window; drop --upsample for those.")
+    if args.no_tiling and not args.upsample:
+        raise ValueError("--no-tiling switches off the tiled refinement of --upsample; pass --upsample or drop it.")
+    device = resolve_device(args.device)
+    if args.offload != "none" and device.type == "cpu":
+        raise ValueError(f"--offload {args.offload} moves components between the CPU and an accelerator; with "
+                         f"--device cpu use --offload none.")
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``None`` -> cuda when available, else cpu; a named device must exist."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a torch device ({error}).") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available (a CPU build of torch, or no GPU).")
+    return device
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    if name is not None:
+        return DTYPES[name]
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Failures -> messages (pure, testable)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and its causes / contexts (transformers and diffusers wrap hub errors in ``OSError``)."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def _hub_error(name: str) -> type[BaseException] | None:
+    try:
+        from huggingface_hub import errors
+    except ImportError:  # very old huggingface_hub
+        return None
+    return getattr(errors, name, None)
+
+
+def _weights_in(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix in (".safetensors", ".bin", ".pt", ".gguf") for p in folder.rglob("*"))
+
+
+def missing_components(folder: str | os.PathLike) -> list[str]:
+    """Model components a local pipeline folder's ``model_index.json`` lists but whose subfolder holds no weights."""
+    folder = Path(folder)
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return []
+    listed = [name for name, entry in index.items() if isinstance(entry, list) and entry and entry[0] is not None
+              and name not in ("scheduler", "tokenizer")]
+    return [name for name in listed if not _weights_in(folder / name)]
+
+
+def text_encoder_message(model: str) -> str:
+    """The Gemma-3 text encoder is not there: what to do."""
+    return (f"{model} has no usable text encoder (text_encoder/ and tokenizer/, Gemma-3-12B): LTX-2 encodes prompts "
+            f"with it. For a Hub download, {LOGIN_HINT}; or pass a folder that has text_encoder/ and tokenizer/ "
+            f"(`ltx2-diffusers convert --text-encoder <gemma-3 folder>` writes them).")
+
+
+def load_error_message(error: BaseException, model: str) -> str | None:
+    """A failed ``from_pretrained(model)`` -> what went wrong and what to do; ``None`` if it is none of the known
+    cases (gated or missing Hub repo, no connection, a local folder missing components or its text encoder)."""
+    chain = _chain(error)
+    text = " ".join(str(e) for e in chain)
+    gated, not_found, offline = (_hub_error(n) for n in ("GatedRepoError", "RepositoryNotFoundError",
+                                                         "LocalEntryNotFoundError"))
+    if (gated and any(isinstance(e, gated) for e in chain)) or "gated repo" in text.lower():
+        return f"cannot download {model}: access is gated. To use it, {LOGIN_HINT}."
+    if not_found and any(isinstance(e, not_found) for e in chain):
+        return (f"{model!r} is not a local folder, and the Hub has no repository of that name that you can access "
+                f"(private and gated repositories need a login: {LOGIN_HINT}).")
+    unreachable = any(re.search(r"Connect|Timeout|Offline", type(e).__name__) for e in chain) or re.search(
+        r"not fully cached|outgoing traffic has been disabled|couldn't connect", text, re.IGNORECASE)
+    if unreachable or (offline and any(isinstance(e, offline) for e in chain)):
+        return (f"{model!r} is not in the local Hugging Face cache and the Hub could not be reached (offline, or "
+                f"HF_HUB_OFFLINE is set); download it first or pass a local folder.")
+    if Path(model).is_dir():
+        missing = missing_components(model)
+        if "text_encoder" in missing:
+            return text_encoder_message(model)
+        if missing:
+            return (f"{model} is incomplete: {', '.join(f'{m}/' for m in missing)} holds no weights. Re-download "
+                    f"or re-convert the folder.")
+    if isinstance(error, OSError) and re.search(r"text_encoder|gemma", text, re.IGNORECASE):
+        return text_encoder_message(model)
+    return None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's ``OutOfMemoryError`` (CUDA), a ``MemoryError``, or a ``RuntimeError`` saying memory ran out (older
+    torch, MPS, the CPU allocator)."""
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if isinstance(error, MemoryError) or (oom is not None and isinstance(error, oom)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def oom_message(error: BaseException) -> str | None:
+    """An out-of-memory error -> the options that lower memory use; ``None`` for other errors."""
+    if not is_out_of_memory(error):
+        return None
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return (f"out of memory ({first_line}). Options, roughly from least to most effect on speed:\n"
+            "  --dtype bfloat16            half the memory of float32 weights and activations\n"
+            "  --fp8                       fp8 storage of the transformer's weights (pipe.transformer."
+            "enable_layerwise_casting)\n"
+            "  --decode-tiling             decode the video in tiles\n"
+            "  --tile-tokens N             smaller transformer calls (e.g. 8192; the refinement of --upsample is "
+            "tiled by default)\n"
+            "  --offload model             keep only the running component on the GPU (--offload sequential: layer "
+            "by layer, least memory, slowest)\n"
+            "  fewer --frames, a smaller --height/--width, or --num-videos 1")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Timing and output
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase, in order."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def summary(self) -> str:
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.seconds.items())
+
+
+def synchronize(device: torch.device | None) -> None:
+    """Waits for queued CUDA work, so a timestamp taken next covers it."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StageClock:
+    """Times a pipeline call's phases from the first transformer call (end of preparation) and from
+    ``callback_on_step_end`` (``pipe.stage`` after each step); everything after the last step is the decode.
+    On CUDA each timestamp first waits for the queued work (one synchronisation per step)."""
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.device = device
+        self.first_forward: float | None = None
+        self.last_step: dict[int, float] = {}
+        self.steps: dict[int, int] = {}
+
+    def on_forward(self, module: torch.nn.Module, inputs: Any) -> None:  # noqa: ANN401
+        if self.first_forward is None:
+            synchronize(self.device)
+            self.first_forward = time.perf_counter()
+
+    def on_step_end(self, pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:  # noqa: ANN401
+        synchronize(self.device)
+        self.last_step[pipe.stage] = time.perf_counter()
+        self.steps[pipe.stage] = self.steps.get(pipe.stage, 0) + 1
+        return {}
+
+    def phases(self, start: float, end: float) -> dict[str, float]:
+        """``{"prepare": s, "stage 1 (N steps)": s, ..., "decode": s}`` of a call run from ``start`` to ``end``."""
+        if self.first_forward is None:
+            return {"generate": end - start}
+        phases = {"prepare": self.first_forward - start}
+        previous = self.first_forward
+        for stage in sorted(self.last_step):
+            steps = self.steps[stage]
+            phases[f"stage {stage} ({steps} step{'s' if steps != 1 else ''})"] = self.last_step[stage] - previous
+            previous = self.last_step[stage]
+        phases["decode"] = end - previous
+        return phases
+
+
+def peak_memory(device: torch.device) -> str:
+    """``"peak CUDA memory 12.30 GiB"`` on CUDA, else the process's peak resident set size."""
+    if device.type == "cuda":
+        return f"peak CUDA memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+    try:
+        import resource
+    except ImportError:  # Windows
+        return "peak memory n/a"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_bytes = rss if sys.platform == "darwin" else rss * 1024
+    return f"peak RSS {rss_bytes / 2**30:.2f} GiB"
+
+
+def output_paths(output: Path, count: int) -> list[Path]:
+    """``clip.mp4`` for one video; ``clip_1.mp4``, ``clip_2.mp4``, ... for several."""
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}_{i}{output.suffix}") for i in range(1, count + 1)]
+
+
+def _say(message: str, quiet: bool = False, stream: Any = None) -> None:  # noqa: ANN401
+    """The command's own output (stderr for progress, stdout for the summary)."""
+    if not quiet:
+        print(message, file=stream or sys.stderr, flush=True)  # noqa: T201
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """Switches the diffusers / transformers / Hub download progress bars off for the block when not ``enabled``."""
+    if enabled:
+        yield
+        return
+    import huggingface_hub.utils as hub_utils
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    states = (diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled(),
+              hub_utils.are_progress_bars_disabled())
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if states[0]:
+            diffusers_logging.enable_progress_bar()
+        if states[1]:
+            transformers_logging.enable_progress_bar()
+        if not states[2]:
+            hub_utils.enable_progress_bars()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_pipeline(model: str, dtype: torch.dtype) -> LTX2AudioVideoPipeline:
+    """``from_pretrained`` with load failures turned into :class:`GenerateError` messages."""
+    try:
+        with warnings.catch_warnings():
+            # diffusers 0.42 deprecates `torch_dtype` for `dtype`, but the pipeline forwards only `torch_dtype` to the
+            # components it maps from a diffusers-format folder, so it is the one that casts every component.
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)
+            pipe = LTX2AudioVideoPipeline.from_pretrained(model, torch_dtype=dtype)
+    except (OSError, ValueError) as error:  # hub errors are OSErrors; a bad repo id is a ValueError
+        message = load_error_message(error, model)
+        if message is None:
+            raise
+        raise GenerateError(message) from error
+    if pipe.text_encoder is None or pipe.tokenizer is None:
+        raise GenerateError(text_encoder_message(model))
+    return pipe
+
+
+def place_pipeline(pipe: LTX2AudioVideoPipeline, device: torch.device, offload: str, fp8: bool,
+                   dtype: torch.dtype) -> None:
+    if fp8:
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+
+
+def video_fps(path: Path) -> float | None:
+    """A video file's frame rate (what the pipeline uses for a --video without --fps)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        return float(stream.average_rate or stream.guessed_rate or 0) or None
+
+
+def needs_negative_prompt(args: argparse.Namespace) -> bool:
+    """Whether text guidance (CFG) can run, so the negative prompt must be encoded: a stream's CFG is off when its
+    scale is 1, or when it is left unset and the stream is neutral (--distilled) or held whole (its source is given
+    and not retaken). Erring towards True only costs encoding time; the pipeline ignores unused embeddings."""
+    retake = set(args.retake_modalities or ("video", "audio")) if args.retake is not None else set()
+
+    def off(scale: float | None, source: Path | None, stream: str) -> bool:
+        if scale is not None:
+            return scale == 1.0
+        return args.distilled or (source is not None and stream not in retake)
+
+    return not (off(args.guidance_scale, args.video, "video") and off(args.audio_guidance_scale, args.audio, "audio"))
+
+
+def pipeline_kwargs(args: argparse.Namespace, fps: float) -> dict[str, Any]:
+    """The pipeline call's arguments from the flags (prompt embeddings and callbacks are added by the run)."""
+    from PIL import Image
+
+    images = []
+    for spec in args.image:
+        try:
+            with Image.open(spec.path) as image:
+                images.append((image.convert("RGB"), spec.frame, spec.strength))
+        except OSError as error:
+            raise ValueError(f"--image {str(spec.path)!r} could not be read as an image ({error}).") from None
+    guidance = {name: getattr(args, name) for name in (
+        "guidance_scale", "audio_guidance_scale", "modality_scale", "audio_modality_scale", "stg_scale",
+        "audio_stg_scale", "guidance_rescale", "audio_guidance_rescale", "stg_blocks", "audio_stg_blocks")}
+    if args.distilled:  # distilled weights run without guidance (every knob neutral unless given)
+        neutral = dict(guidance_scale=1.0, audio_guidance_scale=1.0, modality_scale=1.0, audio_modality_scale=1.0,
+                       stg_scale=0.0, audio_stg_scale=0.0, guidance_rescale=0.0, audio_guidance_rescale=0.0)
+        guidance.update({k: v for k, v in neutral.items() if guidance[k] is None})
+    refine_tiling = False if args.no_tiling else TokenTiling(max_tokens=args.tile_tokens) if args.tile_tokens else None
+    kwargs = dict(
+        image=images or None, audio=None if args.audio is None else str(args.audio),
+        video=None if args.video is None else str(args.video),
+        retake_window=None if args.retake is None else tuple(args.retake),
+        height=args.height, width=args.width, num_frames=args.frames, frame_rate=fps,
+        num_inference_steps=args.steps or 40, sigmas=list(DISTILLED_SIGMAS) if args.distilled else args.sigmas,
+        upsample=args.upsample, refine_tiling=refine_tiling, decode_tiling=args.decode_tiling,
+        num_videos_per_prompt=args.num_videos, max_sequence_length=args.max_sequence_length,
+        image_crf=args.image_crf, output_type="np", **guidance,
+    )
+    if args.retake_modalities:
+        kwargs["retake_modalities"] = tuple(args.retake_modalities)
+    return kwargs
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """``ltx2-diffusers generate``; returns the exit code (invalid arguments raise ``ValueError``: exit code 2)."""
+    try:
+        return _run(args)
+    except GenerateError as error:
+        _say(f"ltx2-diffusers: error: {error}")
+        return 1
+    except (RuntimeError, MemoryError) as error:
+        message = oom_message(error)
+        if message is None:
+            raise
+        _say(f"ltx2-diffusers: error: {message}")
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_generate_args(args)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    fps = args.fps or (video_fps(args.video) if args.video is not None else None) or 24.0
+    kwargs = pipeline_kwargs(args, fps)  # reads the images: bad files fail before the model loads
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timer = PhaseTimer()
+    with progress_bars(not args.quiet):
+        with timer.phase("load"):
+            pipe = load_pipeline(args.model, dtype)
+            place_pipeline(pipe, device, args.offload, args.fp8, dtype)
+            synchronize(device)
+        pipe.set_progress_bar_config(disable=args.quiet)
+        _say(f"loaded {args.model} in {timer.seconds['load']:.1f} s ({device}, {str(dtype).removeprefix('torch.')}"
+             f"{', offload ' + args.offload if args.offload != 'none' else ''}{', fp8 weights' if args.fp8 else ''})",
+             args.quiet)
+        if pipe.scheduler.config.get("sigmas") is not None and not args.distilled:
+            _say("note: this folder has a distilled model's fixed noise levels; pass --distilled to run it without "
+                 "guidance, as it was trained", args.quiet)
+
+        negative = DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt
+        with timer.phase("text encoding"):
+            positive_embeds, negative_embeds = pipe.encode_prompt(
+                args.prompt, negative, needs_negative_prompt(args), max_sequence_length=args.max_sequence_length)
+            synchronize(device)
+        _say(f"encoded the prompt{'s' if negative_embeds is not None else ''} in "
+             f"{timer.seconds['text encoding']:.2f} s", args.quiet)
+
+        clock = StageClock(device)
+        hook = pipe.transformer.register_forward_pre_hook(clock.on_forward)
+        synchronize(device)
+        start = time.perf_counter()
+        try:
+            out = pipe(prompt_embeds=positive_embeds, negative_prompt_embeds=negative_embeds,
+                       negative_prompt=negative, generator=torch.Generator().manual_seed(args.seed),
+                       callback_on_step_end=clock.on_step_end, **kwargs)
+        finally:
+            hook.remove()
+        for name, seconds in clock.phases(start, time.perf_counter()).items():
+            timer.add(name, seconds)
+
+    written = []
+    with timer.phase("export"):
+        from .utils.export import export_to_mp4
+        from .utils.preview import write_previews
+
+        for i, path in enumerate(output_paths(args.output, len(out.frames))):
+            written.append(export_to_mp4(out.frames[i], path, fps, out.audio[i], out.sample_rate))
+            if args.preview:
+                written += write_previews(out.frames[i], out.audio[i], out.sample_rate, path.with_suffix(""))
+    frames = out.frames.shape
+    _say(f"done: {frames[0]} x {frames[1]} frames {frames[2]}x{frames[3]} @ {fps:g} fps with "
+         f"{out.audio.shape[-1] / out.sample_rate:.2f} s of audio at {out.sample_rate} Hz, seed {args.seed} | "
+         f"{timer.summary()} | {peak_memory(device)} | wrote {', '.join(str(p) for p in written)}", stream=sys.stdout)
+    return 0
