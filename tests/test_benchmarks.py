@@ -19,3 +19,12 @@ def test_cpu_benchmarks_compare_identical_weights_and_print_ratios():
     table = markdown_table(rows)
     assert table.splitlines()[0].startswith("| comparison |") and len(table.splitlines()) == 2 + len(rows)
     assert f"{rows[0].ratio:.2f}" in table
+
+
+def test_bench_command_prints_the_table(capsys):
+    from ltx2_diffusers.cli import main
+
+    assert main(["bench", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "vs diffusers 0.42.1" in out and "| transformer forward (CPU config, fp32) |" in out
+    assert "| whole pipeline, 4 guided steps" in out and "ratio < 1: ours is faster" in out

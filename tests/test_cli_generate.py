@@ -11,14 +11,8 @@ import torch
 from PIL import Image
 
 from ltx2_diffusers import LTX2AudioVideoPipeline, cli
-from ltx2_diffusers.cli_generate import (
-    StageClock,
-    image_spec,
-    load_error_message,
-    needs_negative_prompt,
-    oom_message,
-    output_paths,
-)
+from ltx2_diffusers.cli_errors import load_error_message, oom_message
+from ltx2_diffusers.cli_generate import StageClock, image_spec, needs_negative_prompt, output_paths
 from ltx2_diffusers.utils.export import export_to_mp4
 from ltx2_diffusers.utils.tiny import tiny_pipeline
 

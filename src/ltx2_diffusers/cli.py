@@ -47,6 +47,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Times this package against diffusers 0.42.1 on identical weights and prints a markdown table."""
+    import platform
+
+    import diffusers
+    import transformers
+
+    from .benchmarks import markdown_table, run_benchmarks
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for library in (diffusers.utils.logging, transformers.utils.logging):  # the table, not load/save chatter
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+    full = True if args.full else None
+    start = time.perf_counter()
+    rows = run_benchmarks(runs=args.runs, full=full)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "CPU"
+    print(f"ltx2_diffusers {__version__} vs diffusers {diffusers.__version__}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads, {device}")
+    print(markdown_table(rows))
+    print(f"ratio < 1: ours is faster. Medians of {args.runs} interleaved runs after a warm-up; "
+          f"{time.perf_counter() - start:.0f} s in all.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ltx2-diffusers", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -73,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     convert = sub.add_parser("convert", help="original LTX-2 single-file checkpoint -> diffusers pipeline folder")
     add_convert_arguments(convert)
     convert.set_defaults(func=run_convert)
+    bench = sub.add_parser("bench", help="time ours against diffusers 0.42.1 on identical weights (CPU configs; the "
+                           "19B transformer too when CUDA is available)")
+    bench.add_argument("--runs", type=int, default=3, help="timed runs per comparison (median reported)")
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    bench.add_argument("--full", action="store_true", help="also time the 19B transformer (needs CUDA and ~80 GB)")
+    bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
