@@ -120,8 +120,16 @@ def test_video_to_audio_keeps_the_video_latents_exactly_and_generates_audio(pipe
         assert torch.equal(video, source.clean)
     assert len(recorder.steps) == 3 and not torch.equal(recorder.steps[0][4], recorder.steps[-1][4])
     np.testing.assert_allclose(out.frames[0], frames.numpy(), rtol=0, atol=1e-6)  # returned as given
+    assert out.frame_rate == 24.0
     assert out.audio.shape == (1, 2, waveform_length(audio_latent_length(9, 24.0)))
     assert np.isfinite(out.audio).all() and np.abs(out.audio).max() > 0
+
+
+def test_a_video_file_sets_size_frames_and_frame_rate(pipe, tmp_path):
+    path = export_to_mp4(_frames().numpy(), tmp_path / "clip.mp4", 25.0)
+    out = _call(pipe, video=path, output_type="np", num_inference_steps=2, **TEXT)
+    assert out.frame_rate == 25.0 and out.frames.shape == (1, 9, 64, 96, 3)
+    assert out.audio.shape == (1, 2, waveform_length(audio_latent_length(9, 25.0)))
 
 
 def test_a_shorter_video_is_extended(pipe):

@@ -275,8 +275,13 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         """Runs the scheduler's current σ list on both streams (one Euler step per σ, guided in x0 space)."""
         timesteps, sigmas = self.scheduler.timesteps, self.scheduler.sigmas
         audio_scheduler = copy.deepcopy(self.scheduler)
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            progress_bar.set_description(f"stage {self._stage}")
+        user_config = dict(getattr(self, "_progress_bar_config", {}))
+        self._progress_bar_config = {"desc": f"stage {self._stage}", **user_config}  # the user's desc wins
+        try:
+            progress_bar = self.progress_bar(total=len(timesteps))
+        finally:
+            self._progress_bar_config = user_config
+        with progress_bar:
             for i, t in enumerate(timesteps):
                 if self._interrupt:
                     continue
@@ -397,7 +402,9 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
             stage_2_guidance: guide the refinement with the stage-1 guidance (default: no guidance, as the reference).
             refine_tiling: tiles the refinement's video latent when it has more tokens than a budget (see
                 :class:`TokenTiling`). ``None``: default tiles for the ``upsample`` refinement; ``True`` or a
-                :class:`TokenTiling`: also for a one-stage call (e.g. refining given ``latents``); ``False``: never.
+                :class:`TokenTiling`: also the single stage of a call without ``upsample`` (meant for refining given
+                ``latents`` with ``noise_scale``; tiling a generation from pure noise loses global coherence);
+                ``False``: never.
             num_videos_per_prompt: videos per prompt.
             generator: a generator or one per video (``B · num_videos_per_prompt``).
             latents / audio_latents: packed normalised latents ``[B, tokens, C]`` to start from (what
@@ -556,7 +563,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         self.maybe_free_model_hooks()
         if not return_dict:
             return frames, waveform_out, sample_rate
-        return LTX2PipelineOutput(frames=frames, audio=waveform_out, sample_rate=sample_rate)
+        return LTX2PipelineOutput(frames=frames, audio=waveform_out, sample_rate=sample_rate, frame_rate=frame_rate)
 
 
 def _guidance(default: GuidanceParams, held: bool, *values: float | None) -> GuidanceParams:

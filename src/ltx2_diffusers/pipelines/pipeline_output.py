@@ -45,8 +45,10 @@ class LTX2PipelineOutput(BaseOutput):
         audio: waveform ``[B, 2, samples]`` (numpy for ``"np"``, else a float32 tensor) at ``sample_rate``;
             ``"latent"``: packed normalised audio latents ``[B, L, C]`` (what ``audio_latents=`` accepts).
         sample_rate: the vocoder's output rate in Hz (``None`` for latents).
+        frame_rate: the clip's frames per second (the given ``video``'s rate when it came from a file).
     """
 
     frames: Any
     audio: Any
     sample_rate: int | None = None
+    frame_rate: float | None = None
