@@ -248,6 +248,9 @@ def test_loads_a_diffusers_format_pipeline_folder(pipe, tmp_path):
     a = pipe("a bird sings", generator=_gen(), output_type="latent", **CLIP)
     b = loaded("a bird sings", generator=_gen(), output_type="latent", **CLIP)
     torch.testing.assert_close(a.frames, b.frames, rtol=0, atol=0)
+    for key in ("torch_dtype", "dtype"):  # diffusers 0.42 accepts both; the mapped components must honour either
+        half = LTX2AudioVideoPipeline.from_pretrained(theirs_dir, **{key: torch.bfloat16})
+        assert half.transformer.dtype == half.vae.dtype == half.connectors.dtype == torch.bfloat16, key
     torch.testing.assert_close(a.audio, b.audio, rtol=0, atol=0)
 
 

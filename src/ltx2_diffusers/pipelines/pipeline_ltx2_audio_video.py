@@ -151,7 +151,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
             raise ValueError(f"{folder} has no model_index.json: pass a pipeline folder (or load the components "
                              f"one by one and pass them to LTX2AudioVideoPipeline(...)).")
         index = json.loads(index_file.read_text())
-        load_keys = ("torch_dtype", "variant", "use_safetensors", "local_files_only")
+        load_keys = ("torch_dtype", "dtype", "variant", "use_safetensors", "local_files_only")
         for name, our_class in cls._component_classes.items():
             entry = index.get(name)
             if name in kwargs or not isinstance(entry, list) or entry[0] is None or entry[0] == "ltx2_diffusers":
