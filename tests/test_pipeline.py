@@ -312,3 +312,14 @@ def test_decode_tiling_can_be_asked_for_and_refused(pipe):
     finally:
         pipe.vae.disable_tiling()
     torch.testing.assert_close(refused, expected_whole, rtol=0, atol=0)
+
+
+def test_encode_prompt_defaults_to_the_negative_prompt_the_call_uses(pipe):
+    from ltx2_diffusers.pipelines.pipeline_output import DEFAULT_NEGATIVE_PROMPT
+
+    with torch.no_grad():
+        _, default = pipe.encode_prompt("a bird sings", max_sequence_length=64)
+        _, explicit = pipe.encode_prompt("a bird sings", DEFAULT_NEGATIVE_PROMPT, max_sequence_length=64)
+        _, empty = pipe.encode_prompt("a bird sings", "", max_sequence_length=64)
+    assert torch.equal(default.video_embeds, explicit.video_embeds)
+    assert not torch.equal(default.video_embeds, empty.video_embeds)

@@ -211,7 +211,12 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None]:
-        """Per-stream text embeddings (see :meth:`LTX2PromptEncoder.encode_prompt`); reusable as ``prompt_embeds``."""
+        """Per-stream text embeddings (see :meth:`LTX2PromptEncoder.encode_prompt`); reusable as ``prompt_embeds``.
+
+        With guidance and no negative prompt, the negative is the reference's default one, as in ``__call__``.
+        """
+        if do_classifier_free_guidance and negative_prompt is None and negative_prompt_embeds is None:
+            negative_prompt = DEFAULT_NEGATIVE_PROMPT
         return self.prompt_encoder.encode_prompt(
             prompt, negative_prompt, do_classifier_free_guidance, num_videos_per_prompt, prompt_embeds,
             negative_prompt_embeds, max_sequence_length, device or self._execution_device, dtype,
@@ -491,8 +496,6 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         device, dtype = self._execution_device, self.transformer.dtype
 
         # 2. Prompts (cached; the text encoder is not needed again after this)
-        if use_cfg and negative_prompt is None and negative_prompt_embeds is None:
-            negative_prompt = DEFAULT_NEGATIVE_PROMPT
         positive, negative = self.encode_prompt(
             prompt, negative_prompt, use_cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
             max_sequence_length, device, dtype)
