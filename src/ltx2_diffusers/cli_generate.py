@@ -463,17 +463,6 @@ def place_pipeline(pipe: LTX2AudioVideoPipeline, device: torch.device, offload: 
         pipe.to(device)
 
 
-def video_fps(path: Path) -> float | None:
-    """A video file's frame rate (what the pipeline uses for a --video without --fps)."""
-    import av
-
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            return None
-        stream = container.streams.video[0]
-        return float(stream.average_rate or stream.guessed_rate or 0) or None
-
-
 def needs_negative_prompt(args: argparse.Namespace) -> bool:
     """Whether text guidance (CFG) can run, so the negative prompt must be encoded: a stream's CFG is off when its
     scale is 1, or when it is left unset and the stream is neutral (--distilled) or held whole (its source is given
@@ -488,7 +477,7 @@ def needs_negative_prompt(args: argparse.Namespace) -> bool:
     return not (off(args.guidance_scale, args.video, "video") and off(args.audio_guidance_scale, args.audio, "audio"))
 
 
-def pipeline_kwargs(args: argparse.Namespace, fps: float) -> dict[str, Any]:
+def pipeline_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline call's arguments from the flags (prompt embeddings and callbacks are added by the run)."""
     from PIL import Image
 
@@ -511,7 +500,7 @@ def pipeline_kwargs(args: argparse.Namespace, fps: float) -> dict[str, Any]:
         image=images or None, audio=None if args.audio is None else str(args.audio),
         video=None if args.video is None else str(args.video),
         retake_window=None if args.retake is None else tuple(args.retake),
-        height=args.height, width=args.width, num_frames=args.frames, frame_rate=fps,
+        height=args.height, width=args.width, num_frames=args.frames, frame_rate=args.fps,
         num_inference_steps=args.steps or 40, sigmas=list(DISTILLED_SIGMAS) if args.distilled else args.sigmas,
         upsample=args.upsample, refine_tiling=refine_tiling, decode_tiling=args.decode_tiling,
         num_videos_per_prompt=args.num_videos, max_sequence_length=args.max_sequence_length,
@@ -541,8 +530,7 @@ def _run(args: argparse.Namespace) -> int:
     check_generate_args(args)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    fps = args.fps or (video_fps(args.video) if args.video is not None else None) or 24.0
-    kwargs = pipeline_kwargs(args, fps)  # reads the images: bad files fail before the model loads
+    kwargs = pipeline_kwargs(args)  # reads the images: bad files fail before the model loads
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timer = PhaseTimer()
@@ -580,6 +568,7 @@ def _run(args: argparse.Namespace) -> int:
         for name, seconds in clock.phases(start, time.perf_counter()).items():
             timer.add(name, seconds)
 
+    fps = out.frame_rate  # --fps, else the --video file's rate, else 24: as the pipeline resolved it
     written = []
     with timer.phase("export"):
         from .utils.export import export_to_mp4
