@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from ltx2_diffusers import LTX2AudioVideoTransformer
 from ltx2_diffusers.pipelines.denoising import StreamInputs, predict_x0
-from ltx2_diffusers.pipelines.token_tiling import TokenTiling, plan_token_tiles, predict_x0_tiled
+from ltx2_diffusers.pipelines.token_tiling import TokenTiling, plan_token_tiles, predict_x0_tiled, tile_layouts
 from ltx2_diffusers.schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, euler_step, velocity_from_x0
 
 MEDIUM = dict(num_layers=4, num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
@@ -126,9 +126,10 @@ def child(args: argparse.Namespace) -> None:
                          randn(1, args.text_tokens, c.caption_channels))
     tiles = plan_token_tiles(grid, TokenTiling(max_tokens=args.max_tokens, spatial_overlap=args.overlap,
                                                temporal_overlap=1))
+    layouts = tile_layouts(tiles, grid, math.prod(grid), device)
     if args.variant == "tiled":
         def predict(v: StreamInputs, a: StreamInputs, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return predict_x0_tiled(transformer, v, a, s, 24.0, grid, tiles)
+            return predict_x0_tiled(transformer, v, a, s, 24.0, layouts)
     else:
         def predict(v: StreamInputs, a: StreamInputs, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return predict_x0(transformer, v, a, s, 24.0)

@@ -13,6 +13,7 @@ from ltx2_diffusers.pipelines.token_tiling import (
     plan_axis,
     plan_token_tiles,
     predict_x0_tiled,
+    tile_layouts,
     tile_token_layout,
 )
 from ltx2_diffusers.utils.tiny import tiny_pipeline
@@ -76,6 +77,7 @@ def test_odd_grids_are_covered_with_weights_summing_to_one_within_budget(grid, t
     assert len(tiles) > 1 and all(t.num_tokens <= tiling.max_tokens for t in tiles)
     torch.testing.assert_close(_coverage(tiles, grid), torch.ones(math.prod(grid), dtype=torch.float64),
                                rtol=0, atol=1e-12)
+    assert math.isclose(sum(layout.audio_share for layout in tile_layouts(tiles, grid, math.prod(grid))), 1.0)
 
 
 def test_time_is_tiled_only_when_space_alone_cannot_meet_the_budget():
@@ -139,7 +141,7 @@ def test_one_tile_covering_everything_equals_the_untiled_prediction(streams):
     sigma = torch.tensor(0.7)
     (tile,) = plan_token_tiles(grid, TokenTiling(max_tokens=math.prod(grid)))
     with torch.no_grad():
-        tiled = predict_x0_tiled(transformer, video, audio, sigma, 24.0, grid, [tile])
+        tiled = predict_x0_tiled(transformer, video, audio, sigma, 24.0, tile_layouts([tile], grid, math.prod(grid)))
         plain = predict_x0(transformer, video, audio, sigma, 24.0)
     torch.testing.assert_close(tiled[0], plain[0], rtol=0, atol=1e-6)
     torch.testing.assert_close(tiled[1], plain[1], rtol=0, atol=1e-6)
@@ -151,7 +153,7 @@ def test_several_tiles_blend_into_a_prediction_close_to_but_not_equal_to_the_who
     tiles = plan_token_tiles(grid, TokenTiling(max_tokens=12, spatial_overlap=1, temporal_overlap=0))
     assert len(tiles) == 2
     with torch.no_grad():
-        tiled = predict_x0_tiled(transformer, video, audio, sigma, 24.0, grid, tiles)
+        tiled = predict_x0_tiled(transformer, video, audio, sigma, 24.0, tile_layouts(tiles, grid, math.prod(grid)))
         plain = predict_x0(transformer, video, audio, sigma, 24.0)
     assert tiled[0].shape == plain[0].shape and tiled[1].shape == plain[1].shape
     difference = (tiled[0] - plain[0]).abs().max().item()

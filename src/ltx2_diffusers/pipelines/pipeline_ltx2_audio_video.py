@@ -43,7 +43,7 @@ from .pipeline_output import (
 )
 from .stage_adapters import muted_adapters
 from .text_encoding import LTX2PromptEncoder, check_prompts
-from .token_tiling import TokenTile, TokenTiling, plan_token_tiles, predict_x0_tiled
+from .token_tiling import TokenTile, TokenTiling, plan_token_tiles, predict_x0_tiled, tile_layouts
 
 logger = logging.get_logger(__name__)
 
@@ -280,6 +280,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         """Runs the scheduler's current σ list on both streams (one Euler step per σ, guided in x0 space)."""
         timesteps, sigmas = self.scheduler.timesteps, self.scheduler.sigmas
         audio_scheduler = copy.deepcopy(self.scheduler)
+        layouts = None if tiles is None else tile_layouts(tiles, grid, video.latents.shape[1], video.latents.device)
         user_config = dict(getattr(self, "_progress_bar_config", {}))
         self._progress_bar_config = {"desc": f"stage {self._stage}", **user_config}  # the user's desc wins
         try:
@@ -291,8 +292,8 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
                 if self._interrupt:
                     continue
                 sigma = sigmas[i]
-                if tiles is not None:
-                    x0_video, x0_audio = predict_x0_tiled(transformer, video, audio, sigma, fps, grid, tiles,
+                if layouts is not None:
+                    x0_video, x0_audio = predict_x0_tiled(transformer, video, audio, sigma, fps, layouts,
                                                           batch_guidance)
                 else:
                     x0_video, x0_audio = predict_x0(transformer, video, audio, sigma, fps, batch_guidance)

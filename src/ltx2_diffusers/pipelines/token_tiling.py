@@ -200,32 +200,48 @@ def tile_token_layout(tile: TokenTile, grid: tuple[int, int, int], extra_tokens:
     return index, weight
 
 
+@dataclass(frozen=True)
+class TileLayout:
+    """Where one tile's tokens sit in the packed video stream, their blend weights, and the tile's share of the
+    audio prediction (its grid weight over the grid size)."""
+
+    index: torch.Tensor  # [n] long
+    weight: torch.Tensor  # [n] float32
+    audio_share: float
+
+
+def tile_layouts(tiles: list[TokenTile], grid: tuple[int, int, int], num_tokens: int,
+                 device: torch.device | str | None = None) -> list[TileLayout]:
+    """The layouts of ``tiles`` for a video stream of ``num_tokens`` (the ``grid`` tokens, then any appended keyframe
+    tokens); computed once per denoising stage, not per step."""
+    grid_tokens = math.prod(grid)
+    num_time_tiles = len({(t.frames.start, t.frames.stop) for t in tiles})
+    layouts = []
+    for tile in tiles:
+        index, weight = tile_token_layout(tile, grid, num_tokens - grid_tokens, num_time_tiles)
+        layouts.append(TileLayout(index.to(device), weight.to(device=device, dtype=torch.float32),
+                                  float(tile.token_weights().sum()) / grid_tokens))
+    return layouts
+
+
 def predict_x0_tiled(
     transformer: torch.nn.Module,
     video: StreamInputs,
     audio: StreamInputs | None,
     sigma: torch.Tensor,
     fps: float,
-    grid: tuple[int, int, int],
-    tiles: list[TokenTile],
+    layouts: list[TileLayout],
     batch_passes: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Guided x0 of both streams, the video predicted tile by tile (see the module docstring).
-
-    ``video`` holds the ``grid`` tokens first and any appended keyframe tokens after them.
-    """
-    grid_tokens = math.prod(grid)
-    extra = video.latents.shape[1] - grid_tokens
-    num_time_tiles = len({(t.frames.start, t.frames.stop) for t in tiles})
+    """Guided x0 of both streams, the video predicted tile by tile (see the module docstring); ``layouts`` from
+    :func:`tile_layouts` for this video stream."""
     device = video.latents.device
     x0_video = torch.zeros(video.latents.shape, dtype=torch.float32, device=device)
     x0_audio = None if audio is None else torch.zeros(audio.latents.shape, dtype=torch.float32, device=device)
-    for tile in tiles:
-        index, weight = tile_token_layout(tile, grid, extra, num_time_tiles)
-        index, weight = index.to(device), weight.to(device=device, dtype=torch.float32)
-        tile_video, tile_audio = predict_x0(transformer, _select(video, index), audio, sigma, fps, batch_passes)
-        x0_video.index_add_(1, index, tile_video.float() * weight.view(1, -1, 1))  # [B, T, C]
+    for layout in layouts:
+        tile_video, tile_audio = predict_x0(transformer, _select(video, layout.index), audio, sigma, fps,
+                                            batch_passes)
+        x0_video.index_add_(1, layout.index, tile_video.float() * layout.weight.view(1, -1, 1))  # [B, T, C]
         if audio is not None:
-            share = float(tile.token_weights().sum()) / grid_tokens
-            x0_audio += tile_audio.float() * share
+            x0_audio += tile_audio.float() * layout.audio_share
     return x0_video.to(video.latents.dtype), None if audio is None else x0_audio.to(audio.latents.dtype)
