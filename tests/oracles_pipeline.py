@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
+from ltx2_diffusers.benchmarks import diffusers_pipeline_from_folder  # noqa: F401  (re-exported for the tests)
 from ltx2_diffusers.conversion.transformer import TRANSFORMER_PREFIX, original_transformer_key
 from ltx2_diffusers.pipelines.guidance import GuidanceParams
 from ltx2_diffusers.pipelines.latents import pack_video_latents
@@ -132,39 +132,6 @@ def ltxcore_sample(
 # ----------------------------------------------------------------------------------------------------------------
 # diffusers
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _load(cls: type, folder: Path, subfolder: str, **overrides) -> torch.nn.Module:
-    model, info = cls.from_pretrained(folder, subfolder=subfolder, output_loading_info=True, **overrides)
-    problems = {k: v for k, v in info.items() if v}
-    assert not problems, f"diffusers' {cls.__name__} does not load our {subfolder}: {problems}"
-    return model.eval()
-
-
-def diffusers_pipeline_from_folder(folder: Path):  # noqa: ANN201
-    """diffusers' ``LTX2Pipeline`` from diffusers classes loaded from the subfolders our pipeline saved.
-
-    Settings diffusers needs to run the reference sampler: ``perturbed_attn=True`` (its STG is a silent no-op
-    otherwise), and a ``FlowMatchEulerDiscreteScheduler`` without dynamic shifting, terminal stretch or static shift,
-    so the ``sigmas`` it is given are used verbatim.
-    """
-    import diffusers
-    from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
-    from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
-
-    pipe = diffusers.LTX2Pipeline(
-        scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(
-            folder, subfolder="scheduler", use_dynamic_shifting=False, shift_terminal=None, shift=1.0),
-        vae=_load(diffusers.AutoencoderKLLTX2Video, folder, "vae"),
-        audio_vae=_load(diffusers.AutoencoderKLLTX2Audio, folder, "audio_vae"),
-        text_encoder=Gemma3ForConditionalGeneration.from_pretrained(folder, subfolder="text_encoder").eval(),
-        tokenizer=AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
-        connectors=_load(LTX2TextConnectors, folder, "connectors"),
-        transformer=_load(diffusers.LTX2VideoTransformer3DModel, folder, "transformer", perturbed_attn=True),
-        vocoder=_load(LTX2Vocoder, folder, "vocoder"),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def diffusers_guidance(video: GuidanceParams, audio: GuidanceParams) -> dict:

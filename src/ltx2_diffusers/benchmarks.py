@@ -186,32 +186,48 @@ def bench_video_decode(runs: int) -> Row:
                    lambda: theirs.decode(z).sample, runs, torch.device("cpu"), _max_abs)
 
 
-def bench_pipeline(runs: int) -> Row:
+def diffusers_pipeline_from_folder(folder: str, text_encoder: Any = None, tokenizer: Any = None  # noqa: ANN401
+                                   ) -> Any:  # noqa: ANN401
+    """diffusers' ``LTX2Pipeline`` built from diffusers' classes, each loaded strictly from a subfolder of a folder
+    this package saved, set up to run the reference sampler: ``perturbed_attn=True`` (its STG is a silent no-op
+    otherwise) and a scheduler that uses given ``sigmas`` verbatim (no dynamic shifting, terminal stretch or static
+    shift). ``text_encoder`` / ``tokenizer``: shared objects, or ``None`` to load the folder's own."""
     import diffusers
     from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
+    from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
 
+    def load(cls: type, name: str, **overrides: Any) -> torch.nn.Module:  # noqa: ANN401
+        model, info = cls.from_pretrained(folder, subfolder=name, output_loading_info=True, **overrides)
+        problems = {k: v for k, v in info.items() if v}
+        if problems:
+            raise RuntimeError(f"diffusers' {cls.__name__} does not load our {name}: {problems}")
+        return model.eval()
+
+    pipe = diffusers.LTX2Pipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(
+            folder, subfolder="scheduler", use_dynamic_shifting=False, shift_terminal=None, shift=1.0),
+        vae=load(diffusers.AutoencoderKLLTX2Video, "vae"),
+        audio_vae=load(diffusers.AutoencoderKLLTX2Audio, "audio_vae"),
+        text_encoder=text_encoder if text_encoder is not None else Gemma3ForConditionalGeneration.from_pretrained(
+            folder, subfolder="text_encoder").eval(),
+        tokenizer=tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
+        connectors=load(LTX2TextConnectors, "connectors"),
+        transformer=load(diffusers.LTX2VideoTransformer3DModel, "transformer", perturbed_attn=True),
+        vocoder=load(LTX2Vocoder, "vocoder"),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def bench_pipeline(runs: int) -> Row:
     from .pipelines.pipeline_ltx2_audio_video import LTX2AudioVideoPipeline
     from .utils.tiny import tiny_pipeline
 
     with tempfile.TemporaryDirectory() as folder:
         tiny_pipeline(seed=0).save_pretrained(folder)
         ours = LTX2AudioVideoPipeline.from_pretrained(folder)
-
-        def load(cls: type, name: str, **kwargs: Any) -> torch.nn.Module:  # noqa: ANN401
-            return cls.from_pretrained(folder, subfolder=name, **kwargs).eval()
-
-        theirs = diffusers.LTX2Pipeline(
-            scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(
-                folder, subfolder="scheduler", use_dynamic_shifting=False, shift_terminal=None, shift=1.0),
-            vae=load(diffusers.AutoencoderKLLTX2Video, "vae"),
-            audio_vae=load(diffusers.AutoencoderKLLTX2Audio, "audio_vae"),
-            text_encoder=ours.text_encoder, tokenizer=ours.tokenizer,
-            connectors=load(LTX2TextConnectors, "connectors"),
-            transformer=load(diffusers.LTX2VideoTransformer3DModel, "transformer", perturbed_attn=True),
-            vocoder=load(LTX2Vocoder, "vocoder"),
-        )
-    for pipe in (ours, theirs):
-        pipe.set_progress_bar_config(disable=True)
+        theirs = diffusers_pipeline_from_folder(folder, ours.text_encoder, ours.tokenizer)
+    ours.set_progress_bar_config(disable=True)
     sigmas = [1.0, 0.9, 0.6, 0.25]
     g = torch.Generator().manual_seed(3)
     video = torch.randn(1, 3 * 3 * 5, ours.transformer.config.in_channels, generator=g)
