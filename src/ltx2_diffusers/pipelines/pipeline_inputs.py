@@ -120,6 +120,10 @@ class LTX2InputsMixin:
 
     # -- sources (video-to-audio, audio-to-video, retake) -------------------------------------------------------
 
+    def _encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, F, H, W]`` pixels in [-1, 1] -> packed normalised latents (the posterior's mode)."""
+        return pack_video_latents(self.vae.normalize_latents(self.vae.encode(pixels).latent_dist.mode()))
+
     def encode_video_source(
         self, pixels: torch.Tensor, shape: VideoLatentShape, fps: float, window: tuple[float, float] | None,
         device: torch.device,
@@ -131,7 +135,7 @@ class LTX2InputsMixin:
         """
         frames = pixels.shape[0]
         x = pixels.permute(1, 0, 2, 3).unsqueeze(0).to(device=device, dtype=self.vae.dtype)  # [1, 3, F, H, W]
-        tokens = pack_video_latents(self.vae.normalize_latents(self.vae.encode(x).latent_dist.mode()))
+        tokens = self._encode_pixels(x)
         per_frame = shape.height * shape.width
         clean = torch.zeros(1, shape.num_tokens, shape.channels, device=device, dtype=tokens.dtype)
         clean[:, : tokens.shape[1]] = tokens
@@ -269,13 +273,7 @@ class LTX2InputsMixin:
         generator, as the reference.
         """
         grid = shape.num_tokens
-        clean = torch.zeros(batch, grid, shape.channels, device=device, dtype=dtype) if latents is None else \
-            latents.to(device=device, dtype=dtype, copy=True)  # never write into the caller's tensor
-        mask = torch.ones(batch, grid, device=device)
-        if source is not None:
-            held = source.held.view(1, -1, 1)
-            clean = torch.where(held, source.clean.to(dtype), clean)
-            mask = mask.masked_fill(source.held.view(1, -1), 0.0)
+        clean, mask = _clean_and_mask(batch, grid, shape.channels, latents, source, dtype, device)
         coords = self.transformer.video_coordinates(shape.frames, shape.height, shape.width, fps, batch, dtype,
                                                     device)
         extra_clean, extra_mask, extra_coords = [], [], []
@@ -283,7 +281,7 @@ class LTX2InputsMixin:
         for condition in conditions:
             pixels = preprocess_image(condition.image, height, width, image_crf)
             pixels = pixels.to(device=device, dtype=self.vae.dtype).view(1, 3, 1, height, width)
-            tokens = pack_video_latents(self.vae.normalize_latents(self.vae.encode(pixels).latent_dist.mode()))
+            tokens = self._encode_pixels(pixels)
             tokens = tokens.to(dtype).expand(batch, -1, -1)  # [B, H'·W', C]
             if condition.frame_index == 0:
                 count = tokens.shape[1]
@@ -313,12 +311,7 @@ class LTX2InputsMixin:
     ) -> StreamInputs:
         """Audio tokens (noise, given latents, and held ``source`` tokens) and their coordinates."""
         channels = self.transformer.config.audio_in_channels
-        clean = torch.zeros(batch, num_tokens, channels, device=device, dtype=dtype) if latents is None else \
-            latents.to(device=device, dtype=dtype, copy=True)
-        mask = torch.ones(batch, num_tokens, device=device)
-        if source is not None:
-            clean = torch.where(source.held.view(1, -1, 1), source.clean.to(dtype), clean)
-            mask = mask.masked_fill(source.held.view(1, -1), 0.0)
+        clean, mask = _clean_and_mask(batch, num_tokens, channels, latents, source, dtype, device)
         coords = self.transformer.audio_coordinates(num_tokens, batch, device)
         return self._noised(clean, mask, coords, generator, latents, noise_scale, num_tokens)
 
@@ -339,6 +332,21 @@ class LTX2InputsMixin:
         conditioned = bool((mask < 1).any())
         return StreamInputs(start, coords, context=None, denoise_mask=mask if conditioned else None,
                             clean=clean if conditioned else None)
+
+
+def _clean_and_mask(
+    batch: int, tokens: int, channels: int, latents: torch.Tensor | None, source: SourceTokens | None,
+    dtype: torch.dtype, device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stream's clean values ``[B, T, C]`` (given latents, copied, or zeros; held ``source`` tokens over them) and
+    its denoise mask ``[B, T]`` (1, and 0 where the source is held)."""
+    clean = torch.zeros(batch, tokens, channels, device=device, dtype=dtype) if latents is None else \
+        latents.to(device=device, dtype=dtype, copy=True)  # never write into the caller's tensor
+    mask = torch.ones(batch, tokens, device=device)
+    if source is not None:
+        clean = torch.where(source.held.view(1, -1, 1), source.clean.to(dtype), clean)
+        mask = mask.masked_fill(source.held.view(1, -1), 0.0)
+    return clean, mask
 
 
 def check_sigma_list(sigmas: Sequence[float], name: str) -> None:
