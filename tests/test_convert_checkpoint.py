@@ -63,7 +63,10 @@ def test_folder_layout_and_pipeline_loads(converted, pipe):
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "LTX2AudioVideoPipeline"
     assert index["transformer"] == ["ltx2_diffusers.models.transformer_ltx2", "LTX2AudioVideoTransformer"]
-    assert index["text_encoder"] == [None, None] and "latent_upsampler" not in index
+    assert index["text_encoder"] == [None, None]
+    # every component the folder holds is listed, the optional upsampler too, and the pipeline loads it
+    assert index["latent_upsampler"] == ["ltx2_diffusers.models.latent_upsampler_ltx2", "LTX2LatentUpsampler"]
+    assert isinstance(pipe.latent_upsampler, LTX2LatentUpsampler)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [*SUBFOLDERS, "scheduler", "latent_upsampler", "model_index.json", "ltx2_conversion.json", "README.md"])
     assert pipe.text_encoder is None and pipe.transformer.config.caption_channels == HIDDEN

@@ -1,48 +1,57 @@
-"""Original LTX-2 single-file checkpoint -> complete diffusers pipeline folder (strict, atomic).
+"""Original LTX-2 single-file checkpoint -> complete diffusers pipeline folder (strict, header-driven, atomic).
 
 The original release is one safetensors file whose ``config`` metadata entry (JSON) describes every component
 (``transformer``, ``vae``, ``audio_vae``, ``vocoder``); the x2 latent upsampler is a separate file. This module:
 
-* reads the file with ``safe_open`` (no pickle is ever loaded) and only the header for the shapes;
+* checks the arguments first: the output must not exist, and must not lie inside the text-encoder folder that is
+  copied into it (:mod:`.staging`);
+* reads the files with ``safe_open`` (no pickle is ever loaded) and, before any tensor data, checks from the headers
+  that every tensor is floating point and that every fp8 scale sits next to a float8 weight (:mod:`.tensors`);
 * builds every component's config from the header and the tensors' shapes (``*_config_from_original``), after
   checking that the header keys those functions cannot derive from shapes are present;
 * assigns every tensor of the file to exactly one component, or to the short allow-list ``IGNORED_KEYS``, or to the
   fp8 scales consumed by de-quantisation; anything else is an error naming the key;
-* converts each component strictly (0 missing, 0 unexpected, every shape asserted) and saves it with
-  ``save_pretrained`` (sharded safetensors);
-* writes everything into a temporary sibling folder and renames it at the end: a failure leaves nothing behind.
+* converts each component strictly (0 missing, 0 unexpected, every shape asserted), casting every tensor to the one
+  dtype of the folder and refusing NaN / inf values by tensor name (``allow_non_finite=True`` opts out), and saves it
+  with ``save_pretrained`` (sharded safetensors);
+* writes everything into a temporary sibling folder named after its process and renames it at the end: a failure
+  leaves nothing behind, and the next run removes the temporary folder of a killed one.
 
 Folder layout written: ``model_index.json``, ``transformer/``, ``connectors/``, ``vae/``, ``audio_vae/``,
 ``vocoder/``, ``scheduler/``, ``text_encoder/`` + ``tokenizer/`` when a local Gemma-3 folder is given, and
-``latent_upsampler/`` when an upsampler file is given. The pipeline has no ``latent_upsampler`` component, so that
-subfolder is *not* listed in ``model_index.json``; load it with ``LTX2LatentUpsampler.from_pretrained(folder,
-subfolder="latent_upsampler")``.
+``latent_upsampler/`` when an upsampler file is given. ``model_index.json`` lists every component the folder holds,
+the upsampler included (the optional ``latent_upsampler`` of ``LTX2AudioVideoPipeline``, used by ``upsample=True``).
+
+One dtype: every floating tensor written (the upsampler's too) is saved in ``dtype`` when given, else in the dtype
+chosen from the checkpoint file by :func:`.tensors.choose_dtype`: the one holding the most elements among the
+tensors written, float8 counted as bfloat16 and float64 as float32. The text encoder is copied unchanged.
 
 Distilled checkpoints (file name containing ``distilled``): the scheduler is saved with the fixed 8-step σ list
 (``LTX2Scheduler(sigmas=DISTILLED_SIGMAS)``), and the distilled settings are also recorded in ``ltx2_conversion.json``
 (``"sigmas"``, ``"stage_2_sigmas"``, ``"guidance_scale": 1.0``); the distilled model runs without guidance:
 ``pipe(..., guidance_scale=1.0, ...)`` with the other scales neutral.
 
-fp8 checkpoints: float8 tensors are de-quantised to the target dtype (``dtype``, else bfloat16). A per-tensor or
-per-output-channel ``<name>.weight_scale`` next to a float8 ``<name>.weight`` multiplies it; ``<name>.input_scale``
-(activation scales, only meaningful for fp8 matmuls) and a top-level ``scaled_fp8`` marker are dropped. The output is
-never stored in fp8, so nothing is quantised twice. A scale without a float8 weight is an error.
+fp8 checkpoints: float8 tensors are de-quantised in float32, then cast to the folder's dtype. A per-tensor or
+per-output-channel ``<name>.weight_scale`` next to a float8 ``<name>.weight`` multiplies it; it must be finite and
+positive. ``<name>.input_scale`` next to a float8 ``<name>.weight`` (activation scales, only meaningful for fp8
+matmuls) and a top-level ``scaled_fp8`` marker in a file with float8 weights are dropped. The output is never stored
+in fp8, so nothing is quantised twice. A scale without a float8 weight next to it is an error.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import uuid
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers.utils import logging
-from safetensors import safe_open
 
 from .audio import (
     audio_vae_config_from_original,
@@ -54,6 +63,19 @@ from .audio import (
 )
 from .common import expected_shapes
 from .model_card import model_card
+from .staging import check_output, publish, remove_stale_temp_folders, temp_folder
+from .tensors import (
+    FP8_NAMES,
+    check_file_tensors,
+    check_save_dtype,
+    choose_dtype,
+    header_dtypes,
+    header_shapes,
+    is_scale_key,
+    load_tensor,
+    open_safetensors,
+    read_weight_scales,
+)
 from .text import connectors_config_from_original, convert_connectors_state_dict, rename_connectors_key
 from .transformer import convert_transformer_state_dict, rename_transformer_key, transformer_config_from_original
 from .video_vae import (
@@ -72,10 +94,6 @@ IGNORED_KEYS: frozenset[str] = frozenset(
     for part in ("vae", "audio_vae")
     for stat in ("channel", "mean-of-stds", "mean-of-stds_over_std-of-means")
 )
-FP8_DTYPES: frozenset[torch.dtype] = frozenset({torch.float8_e4m3fn, torch.float8_e5m2})
-WEIGHT_SCALE_SUFFIX = ".weight_scale"
-INPUT_SCALE_SUFFIX = ".input_scale"
-FP8_MARKER_KEYS: frozenset[str] = frozenset({"scaled_fp8"})
 
 # Header keys that the config functions cannot read from tensor shapes: absent means "unknown", never a default.
 REQUIRED_HEADER_KEYS: dict[str, tuple[str, ...]] = {
@@ -96,17 +114,6 @@ DISTILLED_SCHEDULE = {"num_inference_steps": 8, "guidance_scale": 1.0}
 # ----------------------------------------------------------------------------------------------------------------
 # Reading the file
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _open(path: Path) -> Any:  # noqa: ANN401
-    """``safe_open`` with a readable error for missing, truncated or corrupt files."""
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist or is not a file; pass the original LTX-2 .safetensors file.")
-    try:
-        return safe_open(str(path), framework="pt", device="cpu")
-    except Exception as error:  # safetensors raises its own SafetensorError (header too large, incomplete, ...)
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt? safetensors says: "
-                         f"{error}); download it again.") from error
 
 
 def _read_header(handle: Any, path: Path) -> dict[str, Any]:  # noqa: ANN401
@@ -183,10 +190,6 @@ def _components() -> list[_Component]:
     ]
 
 
-def _is_scale(key: str) -> bool:
-    return key.endswith((WEIGHT_SCALE_SUFFIX, INPUT_SCALE_SUFFIX)) or key in FP8_MARKER_KEYS
-
-
 def route_keys(keys: list[str], components: list[_Component] | None = None, path: Path | str = "the checkpoint"
                ) -> dict[str, list[str]]:
     """Component name -> its keys. Every key goes to exactly one component, ``IGNORED_KEYS`` or fp8 scales; an
@@ -195,7 +198,7 @@ def route_keys(keys: list[str], components: list[_Component] | None = None, path
     routed: dict[str, list[str]] = {c.name: [] for c in components}
     unknown, ambiguous = [], []
     for key in keys:
-        if key in IGNORED_KEYS or _is_scale(key):
+        if key in IGNORED_KEYS or is_scale_key(key):
             continue
         owners = [c.name for c in components if c.owns(key)]
         if not owners:
@@ -234,47 +237,8 @@ def convert_original_state_dict(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Loading tensors (fp8 de-quantisation, dtype)
+# Saving components, the text encoder and the index
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _target_dtype(stored: torch.dtype, dtype: torch.dtype | None) -> torch.dtype:
-    if dtype is not None:
-        return dtype
-    return torch.bfloat16 if stored in FP8_DTYPES else stored
-
-
-def _load_tensor(handle: Any, key: str, keys: set[str], dtype: torch.dtype | None) -> torch.Tensor:  # noqa: ANN401
-    tensor = handle.get_tensor(key)
-    if not tensor.is_floating_point():
-        return tensor
-    target = _target_dtype(tensor.dtype, dtype)
-    scale_key = key[: -len(".weight")] + WEIGHT_SCALE_SUFFIX if key.endswith(".weight") else None
-    if tensor.dtype in FP8_DTYPES:
-        values = tensor.to(torch.float32)
-        if scale_key in keys:
-            scale = handle.get_tensor(scale_key).to(torch.float32)
-            if scale.numel() not in (1, values.shape[0]):
-                raise ValueError(f"{scale_key} has shape {tuple(scale.shape)}: only per-tensor or per-output-channel "
-                                 f"fp8 scales are supported.")
-            if scale.numel() > 1:  # per output channel: [C_out] -> [C_out, 1, ...]
-                scale = scale.reshape(-1, *([1] * (values.ndim - 1)))
-            values = values * scale.reshape(scale.shape if scale.numel() > 1 else ())
-        return values.to(target)
-    if scale_key in keys:
-        raise ValueError(f"{scale_key} scales {key}, which is stored as {tensor.dtype}, not float8: refusing to "
-                         f"apply a quantisation scale twice.")
-    return tensor.to(target)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Writing the folder
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _meta_shapes(handle: Any, keys: list[str]) -> dict[str, torch.Tensor]:  # noqa: ANN401
-    """Shape-only (meta) tensors, for the config functions, without reading any data."""
-    return {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in keys}
 
 
 def _save_model(model_class: type, config: dict[str, Any], converted: dict[str, torch.Tensor], folder: Path,
@@ -331,31 +295,79 @@ def _model_index(classes: Mapping[str, type | None], text: list[Any] | None) -> 
     return dict(sorted(index.items()))
 
 
-def _convert_upsampler(path: Path, temp: Path, dtype: torch.dtype | None, max_shard_size: int | str
-                       ) -> dict[str, Any]:
+# ----------------------------------------------------------------------------------------------------------------
+# Checking the inputs (headers and fp8 scales only: no tensor data is read)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    """An input file checked from its header: what will be written from it."""
+
+    path: Path
+    handle: Any
+    dtypes: dict[str, str]  # tensor name -> safetensors dtype name
+    scales: dict[str, torch.Tensor]  # fp8 weight scales, read and checked
+    routed: dict[str, list[str]]  # component -> its tensors
+    configs: dict[str, dict[str, Any]]  # component -> config
+    expected: dict[str, dict[str, torch.Size]]  # component -> converted name -> shape
+
+
+def _checked_file(handle: Any, path: Path, allow_non_finite: bool, ignored: frozenset[str] = frozenset()  # noqa: ANN401
+                  ) -> tuple[dict[str, str], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(dtypes, weight scales, meta tensors of everything but the scales) of a file whose header passed the checks."""
+    dtypes, shapes = header_dtypes(handle), header_shapes(handle)
+    check_file_tensors(dtypes, shapes, path, ignored)
+    scales = read_weight_scales(handle, dtypes, path, allow_non_finite)
+    meta = {k: torch.empty(shape, device="meta") for k, shape in shapes.items() if not is_scale_key(k)}
+    return dtypes, scales, meta
+
+
+def _check_checkpoint(handle: Any, path: Path, allow_non_finite: bool) -> tuple[_Source, dict[str, Any]]:  # noqa: ANN401
+    """The single file checked end to end from its header and shapes: (source, header)."""
+    header = _read_header(handle, path)
+    dtypes, scales, meta = _checked_file(handle, path, allow_non_finite, IGNORED_KEYS)
+    plan = convert_original_state_dict(header, meta, path)  # names and shapes of every component, strictly
+    routed = route_keys(list(dtypes), _components(), path)
+    return _Source(path, handle, dtypes, scales, routed, {name: config for name, (_, config, _) in plan.items()},
+                   {name: {k: v.shape for k, v in state.items()} for name, (_, _, state) in plan.items()}), header
+
+
+def _check_upsampler(handle: Any, path: Path, allow_non_finite: bool) -> _Source:  # noqa: ANN401
     from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
 
-    with _open(path) as handle:
-        text = (handle.metadata() or {}).get("config")
-        try:
-            header = json.loads(text) if text else {}
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: its 'config' metadata entry is not valid JSON ({error}).") from error
-        keys = list(handle.keys())
-        config = latent_upsampler_config_from_original(header, _meta_shapes(handle, keys))
-        with torch.device("meta"):
-            expected = expected_shapes(LTX2LatentUpsampler(**config))
-        state = {k: _load_tensor(handle, k, set(keys), dtype) for k in keys}
-    converted = convert_latent_upsampler_state_dict(state, expected)
-    _save_model(LTX2LatentUpsampler, config, converted, temp / "latent_upsampler", max_shard_size)
-    return {"tensors": len(converted), "parameters": sum(v.numel() for v in converted.values())}
+    text = (handle.metadata() or {}).get("config")
+    try:
+        header = json.loads(text) if text else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its 'config' metadata entry is not valid JSON ({error}).") from error
+    dtypes, scales, meta = _checked_file(handle, path, allow_non_finite)
+    try:
+        config = latent_upsampler_config_from_original(header, meta)
+    except KeyError as error:
+        raise ValueError(f"{path} is not an LTX-2 latent upsampler file (it has no {error} tensor); pass the "
+                         f"ltx-2-spatial-upscaler-x2 file.") from error
+    with torch.device("meta"):
+        expected = expected_shapes(LTX2LatentUpsampler(**config))
+    convert_latent_upsampler_state_dict(meta, expected)  # names and shapes, strictly
+    return _Source(path, handle, dtypes, scales, {"latent_upsampler": list(meta)}, {"latent_upsampler": config},
+                   {"latent_upsampler": expected})
 
 
-def _output_dir(output: Path) -> None:
-    if output.exists():
-        raise ValueError(f"{output} already exists; remove it or pass another --output (nothing is overwritten).")
-    if not output.parent.is_dir():
-        raise ValueError(f"{output.parent} does not exist; create the parent folder of --output first.")
+_SHARD_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*[KMGT]B\s*$", re.IGNORECASE)
+
+
+def _check_shard_size(max_shard_size: int | str) -> None:
+    valid = (isinstance(max_shard_size, int) and not isinstance(max_shard_size, bool) and max_shard_size > 0) or (
+        isinstance(max_shard_size, str) and _SHARD_SIZE.match(max_shard_size) is not None)
+    if not valid:
+        raise ValueError(f"max_shard_size={max_shard_size!r}: pass a positive number of bytes or a size such as "
+                         f"'5GB' (units KB, MB, GB, TB).")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Writing the folder
+# ----------------------------------------------------------------------------------------------------------------
 
 
 def convert_checkpoint(
@@ -365,89 +377,115 @@ def convert_checkpoint(
     text_encoder: str | os.PathLike | None = None,
     dtype: torch.dtype | None = None,
     max_shard_size: int | str = "5GB",
+    allow_non_finite: bool = False,
 ) -> Path:
     """Converts an original LTX-2 single-file checkpoint into a diffusers pipeline folder (see the module docstring).
 
+    Every check that needs no tensor data (arguments, output location, headers, names, shapes, dtypes, fp8 scales)
+    runs before anything is written; NaN / inf values are found while the tensors are read, and the run then stops
+    leaving nothing behind.
+
     Args:
         checkpoint: the original ``.safetensors`` file (``ltx-2-19b-dev.safetensors``, distilled or fp8 variants).
-        output: the folder to create; it must not exist. It appears only once everything was written.
-        upsampler: optional x2 latent-upsampler file, written to ``latent_upsampler/``.
+        output: the folder to create; it must not exist, nor lie inside ``text_encoder``. It appears only once
+            everything was written.
+        upsampler: optional x2 latent-upsampler file, written to ``latent_upsampler/`` and listed in
+            ``model_index.json``.
         text_encoder: optional local Gemma-3 folder, copied to ``text_encoder/`` and ``tokenizer/``.
-        dtype: dtype of the saved floating-point weights; ``None`` keeps the stored dtype (fp8 -> bfloat16).
+        dtype: dtype of every saved floating-point weight (float32, bfloat16 or float16); ``None`` chooses one from
+            the checkpoint file (:func:`.tensors.choose_dtype`).
         max_shard_size: largest safetensors shard per component (``save_pretrained``'s argument).
+        allow_non_finite: write NaN / inf weights and scales instead of refusing them (only if you know they are
+            intended).
 
     Returns:
         The path of the written folder.
+
+    Raises:
+        ValueError: a bad argument or input file (``tensors.CheckpointReadError`` when a file cannot be read).
+        OSError: writing failed (unwritable location, disk full, or ``output`` appeared meanwhile).
     """
-    checkpoint, output = Path(checkpoint), Path(output).absolute()
-    _output_dir(output)
-    temp = output.parent / f".{output.name}.converting-{uuid.uuid4().hex[:8]}"
-    temp.mkdir()
-    try:
-        summary = _convert_into(checkpoint, temp, upsampler, text_encoder, dtype, max_shard_size)
-        os.replace(temp, output)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    checkpoint = Path(checkpoint)
+    upsampler = Path(upsampler) if upsampler is not None else None
+    text_encoder = Path(text_encoder) if text_encoder is not None else None
+    if dtype is not None:
+        check_save_dtype(dtype)
+    _check_shard_size(max_shard_size)
+    output = check_output(Path(output), {"--text-encoder": text_encoder})
+    if text_encoder is not None:
+        _check_text_encoder(text_encoder)
+    remove_stale_temp_folders(output.parent)
+    with ExitStack() as files:
+        source, header = _check_checkpoint(files.enter_context(open_safetensors(checkpoint)), checkpoint,
+                                           allow_non_finite)
+        extra = (None if upsampler is None else
+                 _check_upsampler(files.enter_context(open_safetensors(upsampler)), upsampler, allow_non_finite))
+        if dtype is None:
+            dtype = choose_dtype((source.dtypes[k], tuple(source.handle.get_slice(k).get_shape()))
+                                 for keys in source.routed.values() for k in keys)
+        temp = temp_folder(output)
+        temp.mkdir()
+        try:
+            summary = _write_folder(source, extra, temp, text_encoder, dtype, max_shard_size, allow_non_finite)
+            publish(temp, output)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
     for name, entry in summary.items():
         logger.info("%s: %d tensors, %s parameters", name, entry["tensors"], f"{entry['parameters']:,}")
     logger.info("wrote %s", output)
     return output
 
 
-def _convert_into(checkpoint: Path, temp: Path, upsampler: str | os.PathLike | None,
-                  text_encoder: str | os.PathLike | None, dtype: torch.dtype | None,
-                  max_shard_size: int | str) -> dict[str, dict[str, Any]]:
+def _write_component(source: _Source, name: str, model_class: type, convert: Callable[..., dict[str, torch.Tensor]],
+                     folder: Path, dtype: torch.dtype, max_shard_size: int | str, allow_non_finite: bool
+                     ) -> dict[str, int]:
+    state = {k: load_tensor(source.handle, k, dtype, source.scales, source.path, allow_non_finite)
+             for k in source.routed[name]}
+    converted = convert(state, source.expected[name])
+    del state
+    _save_model(model_class, source.configs[name], converted, folder / name, max_shard_size)
+    return {"tensors": len(converted), "parameters": sum(v.numel() for v in converted.values())}
+
+
+def _write_folder(source: _Source, extra: _Source | None, temp: Path, text_encoder: Path | None, dtype: torch.dtype,
+                  max_shard_size: int | str, allow_non_finite: bool) -> dict[str, dict[str, Any]]:
+    from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
     from ..schedulers import DISTILLED_SIGMAS, STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
 
-    if text_encoder is not None:  # cheap checks first, before any heavy work
-        _check_text_encoder(Path(text_encoder))
     summary: dict[str, dict[str, Any]] = {}
-    components = _components()
-    with _open(checkpoint) as handle:
-        header = _read_header(handle, checkpoint)
-        keys = list(handle.keys())
-        key_set = set(keys)
-        fp8 = sorted({str(handle.get_slice(k).get_dtype()) for k in keys} & {"F8_E4M3", "F8_E5M2"})
-        orphan_scales = [k for k in keys if k.endswith(WEIGHT_SCALE_SUFFIX)
-                         and k[: -len(WEIGHT_SCALE_SUFFIX)] + ".weight" not in key_set]
-        if orphan_scales:
-            raise ValueError(f"{checkpoint}: fp8 scales without a weight: {orphan_scales[:8]}.")
-        # names and shapes of every component are checked before any tensor data is read
-        plan = convert_original_state_dict(header, _meta_shapes(handle, keys), checkpoint)
-        routed = route_keys(keys, components, checkpoint)
-        for component in components:
-            _, config, checked = plan[component.name]
-            state = {k: _load_tensor(handle, k, key_set, dtype) for k in routed[component.name]}
-            converted = component.convert(state, {k: v.shape for k, v in checked.items()})
-            del state
-            _save_model(component.model_class, config, converted, temp / component.name, max_shard_size)
-            summary[component.name] = {"tensors": len(converted),
-                                       "parameters": sum(v.numel() for v in converted.values())}
-            del converted
-    distilled = "distilled" in checkpoint.name.lower()
+    classes: dict[str, type] = {}
+    for component in _components():
+        summary[component.name] = _write_component(source, component.name, component.model_class,
+                                                   component.convert, temp, dtype, max_shard_size, allow_non_finite)
+        classes[component.name] = component.model_class
+    if extra is not None:
+        summary["latent_upsampler"] = _write_component(extra, "latent_upsampler", LTX2LatentUpsampler,
+                                                       convert_latent_upsampler_state_dict, temp, dtype,
+                                                       max_shard_size, allow_non_finite)
+        classes["latent_upsampler"] = LTX2LatentUpsampler
+    distilled = "distilled" in source.path.name.lower()
     LTX2Scheduler(sigmas=list(DISTILLED_SIGMAS) if distilled else None).save_pretrained(temp / "scheduler")
-    classes: dict[str, type] = {c.name: c.model_class for c in components}
     classes["scheduler"] = LTX2Scheduler
     text_index = None
     if text_encoder is not None:
-        _copy_text_encoder(Path(text_encoder), temp)
+        _copy_text_encoder(text_encoder, temp)
         text_index = _text_encoder_index(temp)
     (temp / "model_index.json").write_text(json.dumps(_model_index(classes, text_index), indent=2) + "\n")
-    if upsampler is not None:
-        summary["latent_upsampler"] = _convert_upsampler(Path(upsampler), temp, dtype, max_shard_size)
     record = {
-        "source": checkpoint.name, "variant": "distilled" if distilled else "dev", "fp8_source": fp8,
-        "dtype": str(dtype).replace("torch.", "") if dtype is not None else "as stored",
-        "ignored_keys": sorted(key_set & IGNORED_KEYS),
-        "latent_upsampler": "latent_upsampler/ (not a pipeline component)" if upsampler is not None else None,
+        "source": source.path.name, "variant": "distilled" if distilled else "dev",
+        "fp8_source": sorted(set(source.dtypes.values()) & FP8_NAMES),
+        "dtype": str(dtype).replace("torch.", ""),
+        "ignored_keys": sorted(set(source.dtypes) & IGNORED_KEYS),
+        "latent_upsampler": extra.path.name if extra is not None else None,
+        "allow_non_finite": allow_non_finite,
         "components": summary,
     }
     if distilled:
         record.update(sigmas=list(DISTILLED_SIGMAS), stage_2_sigmas=list(STAGE_2_DISTILLED_SIGMAS),
                       **DISTILLED_SCHEDULE)
     (temp / "ltx2_conversion.json").write_text(json.dumps(record, indent=2) + "\n")
-    (temp / "README.md").write_text(model_card(checkpoint.name, distilled, list(summary),
+    (temp / "README.md").write_text(model_card(source.path.name, distilled, list(summary),
                                                has_text_encoder=text_encoder is not None))
     return summary
 

@@ -65,6 +65,47 @@ export_to_mp4(out.frames[0], "clip.mp4", fps=24.0, audio=out.audio[0], sample_ra
 """
 
 
+class PushError(RuntimeError):
+    """Uploading to the Hub failed (offline, no network, not logged in, no write access); the message says why."""
+
+
+def _hub_failure(error: BaseException, repo_id: str) -> str:
+    """Why an upload to ``repo_id`` failed, in one sentence, from the ``huggingface_hub`` / network error."""
+    from huggingface_hub import errors
+
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(error, errors.OfflineModeIsEnabled):
+        return "offline mode is on (HF_HUB_OFFLINE is set); unset it to upload"
+    if isinstance(error, errors.LocalTokenNotFoundError) or status == 401:
+        return "not logged in: log in with `hf auth login` or set HF_TOKEN"
+    if status == 403:
+        return f"your token may not write to {repo_id}: use a token with write access to that namespace"
+    if isinstance(error, (ConnectionError, TimeoutError)) or "connect" in type(error).__name__.lower():
+        return "the Hub could not be reached (no network connection?)"
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
+def check_hub_reachable(repo_id: str) -> None:
+    """A ``ValueError`` for a malformed ``repo_id``, a ``PushError`` when an upload cannot work for a reason known
+    without the network (offline mode); called before converting, so that hours of work do not end in a refused
+    upload."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except ValueError as error:
+        raise ValueError(f"--push-to-hub {repo_id!r} is not a Hub repository name: pass 'namespace/name' "
+                         f"({_first_line(error)}).") from error
+    if constants.is_offline_mode():
+        raise PushError(f"cannot upload to {repo_id}: offline mode is on (HF_HUB_OFFLINE is set); unset it, or "
+                        f"convert without --push-to-hub and upload the folder later with `hf upload`.")
+
+
 def push_to_hub(
     folder: str | os.PathLike,
     repo_id: str,
@@ -74,7 +115,8 @@ def push_to_hub(
 ) -> str:
     """Uploads a converted folder (with its model card) to the Hub; returns the repository URL.
 
-    ``api`` is a ``huggingface_hub.HfApi`` (created with ``token`` when not given).
+    ``api`` is a ``huggingface_hub.HfApi`` (created with ``token`` when not given). A failed upload raises a
+    :class:`PushError` that says why and that the folder is kept.
     """
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
@@ -83,8 +125,12 @@ def push_to_hub(
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
-    url = api.create_repo(repo_id=repo_id, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id,
-                      commit_message="Upload LTX-2 converted with ltx2_diffusers")
+    try:
+        url = api.create_repo(repo_id=repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id,
+                          commit_message="Upload LTX-2 converted with ltx2_diffusers")
+    except Exception as error:
+        raise PushError(f"could not upload {folder} to {repo_id}: {_hub_failure(error, repo_id)}. The converted "
+                        f"folder is kept; upload it later with `hf upload {repo_id} {folder}`.") from error
     logger.info("uploaded %s to %s", folder, repo_id)
     return str(url)
