@@ -108,5 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:  # invalid arguments: one clear line, no traceback
+    except ValueError as error:  # invalid arguments: one clear line, no traceback (unless convert --debug)
+        if getattr(args, "debug", False):
+            raise
         parser.exit(2, f"ltx2-diffusers: error: {error}\n")

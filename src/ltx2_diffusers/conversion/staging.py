@@ -90,8 +90,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_output(output: Path, source_folders: Mapping[str, Path | None]) -> Path:
-    """``output`` made absolute and resolved; a ``ValueError`` if it exists, its parent does not, or it lies inside
-    one of ``source_folders`` (label -> folder that is copied from, e.g. the text encoder's)."""
+    """``output`` made absolute; a ``ValueError`` if it exists, its parent does not, or it lies (links resolved)
+    inside one of ``source_folders`` (label -> folder that is copied from, e.g. the text encoder's)."""
     output = Path(output).absolute()
     if output.exists() or output.is_symlink():
         raise ValueError(f"{output} already exists; remove it or pass another --output (nothing is overwritten).")
@@ -102,7 +102,7 @@ def check_output(output: Path, source_folders: Mapping[str, Path | None]) -> Pat
         if folder is not None and _inside(resolved, Path(folder).resolve()):
             raise ValueError(f"--output {output} lies inside the {label} folder {folder}, which is copied into it; "
                              f"pass an --output outside {folder}.")
-    return resolved
+    return output
 
 
 def publish(temp: Path, output: Path) -> None:

@@ -12,6 +12,7 @@ float64 as float32 (the models compute in at most float32). A file mixing dtypes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def check_file_tensors(dtypes: Mapping[str, str], shapes: Mapping[str, tuple[int
         raise ValueError(f"{path}: fp8 scales without a float8 weight next to them: {_shown(stray)}. A scale only "
                          f"belongs next to a float8 '<name>.weight'; refusing to drop or apply it.")
     wrong = [f"{k} {tuple(shapes[k])} for a weight {tuple(shapes[_scaled_weight(k)])}" for k in dtypes
-             if k.endswith(WEIGHT_SCALE_SUFFIX) and _numel(shapes[k]) not in _scale_sizes(shapes[_scaled_weight(k)])]
+             if k.endswith(WEIGHT_SCALE_SUFFIX) and not _scale_fits(shapes[k], shapes[_scaled_weight(k)])]
     if wrong:
         raise ValueError(f"{path}: fp8 weight scales of unsupported shape: {_shown(wrong)}; only per-tensor or "
                          f"per-output-channel scales are supported.")
@@ -107,26 +108,20 @@ def check_file_tensors(dtypes: Mapping[str, str], shapes: Mapping[str, tuple[int
                          f"original file.")
 
 
-def _scale_sizes(weight_shape: tuple[int, ...]) -> set[int]:
-    """Sizes a weight scale may have: one value, or one per output channel (the first dimension)."""
-    return {1, weight_shape[0]} if weight_shape else {1}
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+def _scale_fits(scale_shape: tuple[int, ...], weight_shape: tuple[int, ...]) -> bool:
+    """One value, or one per output channel (the weight's first dimension; size-1 dimensions aside)."""
+    sizes = [size for size in scale_shape if size != 1]
+    return not sizes or (len(weight_shape) > 0 and sizes == [weight_shape[0]])
 
 
 def choose_dtype(entries: Iterable[tuple[str, tuple[int, ...]]]) -> torch.dtype:
     """The folder's dtype from ``(safetensors dtype name, shape)`` of the tensors written: the one holding the most
-    elements, float8 counted as bfloat16 and float64 as float32; a tie goes to the wider dtype."""
+    elements, float8 counted as bfloat16 and float64 as float32; a tie goes to float32, then bfloat16."""
     counts: dict[torch.dtype, int] = {}
     for name, shape in entries:
         if name not in _SAVED_AS:
             raise ValueError(f"cannot choose a floating dtype for a {name} tensor.")
-        counts[_SAVED_AS[name]] = counts.get(_SAVED_AS[name], 0) + _numel(shape)
+        counts[_SAVED_AS[name]] = counts.get(_SAVED_AS[name], 0) + math.prod(shape)
     if not counts:
         raise ValueError("no floating-point tensors to choose a dtype from.")
     return max(counts, key=lambda d: (counts[d], -SAVE_DTYPES.index(d)))
