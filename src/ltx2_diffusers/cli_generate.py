@@ -24,6 +24,7 @@ from .cli_errors import load_error_message, oom_message, text_encoder_message
 from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
 from .pipelines.pipeline_output import DEFAULT_NEGATIVE_PROMPT
 from .pipelines.token_tiling import TokenTiling
+from .utils.export import check_output_path
 
 # LTX-2's VAE: 32 pixels per latent cell, 8 frames per latent frame (the pipeline checks the loaded model's own).
 SPATIAL_MULTIPLE, TEMPORAL_MULTIPLE = 32, 8
@@ -527,6 +528,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_path(args.output)  # a bad --output fails now, not after the whole clip is generated
     check_generate_args(args)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

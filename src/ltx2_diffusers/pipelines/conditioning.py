@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..utils.paths import existing_file
+from ..utils.sample_formats import pil_pixels, pixels_to_uint8
 
 DEFAULT_IMAGE_CRF = 33
 
@@ -50,32 +54,54 @@ def as_conditions(image: Any, num_frames: int) -> list[ImageCondition]:  # noqa:
                              f"num_frames={num_frames}, got {index!r}.")
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
             raise ValueError(f"image[{i}] strength must lie in [0, 1], got {strength!r}.")
-        image_array(item.image)  # type and shape check before any model runs
+        image_array(item.image, f"image[{i}]")  # type, shape and value checks before any model runs
         conditions.append(ImageCondition(item.image, index % num_frames, float(strength)))
     if sum(c.frame_index == 0 for c in conditions) > 1:
         raise ValueError("Only one image can condition frame 0.")
     return conditions
 
 
-def image_array(image: Any) -> np.ndarray:  # noqa: ANN401
-    """PIL image, ``[H, W, 3]`` uint8 / float-in-[0, 1] array, or ``[3, H, W]`` / ``[H, W, 3]`` float tensor in
-    [0, 1] -> ``[H, W, 3]`` uint8."""
-    if hasattr(image, "convert"):
-        return np.asarray(image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        tensor = image.detach().cpu()
-        if tensor.ndim == 3 and tensor.shape[0] == 3 and tensor.shape[-1] != 3:
-            tensor = tensor.permute(1, 2, 0)
-        image = tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy()
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a PIL image, a numpy array or a tensor, got {type(image).__name__}.")
-    if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 2:
-        raise ValueError(f"image must be [height, width, 3] (or [3, height, width] as a tensor), got {image.shape}.")
-    if image.dtype == np.uint8:
-        return image
-    if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-        raise ValueError("float images must hold finite values in [0, 1].")
-    return (image * 255).round().astype(np.uint8)
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file -> ``[H, W, 3]`` uint8, its EXIF orientation applied (16-bit files scaled by their depth)."""
+    from PIL import Image, ImageOps
+
+    path = existing_file(path, "image", ", a PIL image or an array")
+    try:
+        with Image.open(path) as image:
+            return pil_pixels(ImageOps.exif_transpose(image), f"image {str(path)!r}")
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"could not read {str(path)!r} as an image ({error}); pass a PNG/JPEG/... file, a PIL "
+                         f"image or an array.") from None
+
+
+def image_array(image: Any, what: str = "image") -> np.ndarray:  # noqa: ANN401
+    """A condition image -> ``[H, W, 3]`` uint8.
+
+    Accepted: a file path; a PIL image of any mode (16-bit and float ones scaled by their depth, see
+    :func:`~ltx2_diffusers.utils.sample_formats.pil_pixels`); an ``[H, W, 3]`` array or an ``[H, W, 3]`` /
+    ``[3, H, W]`` tensor of uint8, uint16 (16-bit) or floats in [0, 1] (scaled by 255, never clipped). At least 2x2
+    pixels; NaN or infinite values are refused.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        array = read_image(image)
+    elif hasattr(image, "convert") and hasattr(image, "mode"):
+        array = pil_pixels(image, what)
+    else:
+        if isinstance(image, torch.Tensor):
+            tensor = image.detach().cpu()
+            if tensor.ndim == 3 and tensor.shape[0] == 3 and tensor.shape[-1] != 3:
+                tensor = tensor.permute(1, 2, 0)  # [3, H, W] -> [H, W, 3]
+            image = tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy()
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"{what} must be a file path, a PIL image, a numpy array or a tensor, got "
+                             f"{type(image).__name__}.")
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"{what} must be [height, width, 3] (or [3, height, width] as a tensor), got "
+                             f"{image.shape}.")
+        array = pixels_to_uint8(image, what)
+    if min(array.shape[:2]) < 2:
+        raise ValueError(f"{what} is {array.shape[0]}x{array.shape[1]} pixels (height x width); pass at least 2x2.")
+    return array
 
 
 def compress_like_video(image: np.ndarray, crf: int) -> np.ndarray:

@@ -3,74 +3,112 @@
 Everything here is validated before any model runs and returns plain tensors:
 
 * :func:`audio_waveform`: a path (any file PyAV reads, e.g. wav/mp3/mp4) or a waveform with its sample rate ->
-  float32 ``[2, N]`` and the rate (mono is duplicated to stereo).
+  float32 ``[2, N]`` and the rate (mono is duplicated to stereo; integer PCM scaled by its width).
 * :func:`video_pixels`: a path, a list of PIL images, or frames as an array/tensor -> float32 ``[F, 3, H, W]`` in
-  [-1, 1].
+  [-1, 1] (16-bit and float pixels scaled by their range).
+
+Accepted value ranges are those of :mod:`ltx2_diffusers.utils.sample_formats`; NaN or infinite values, empty media
+and files with more than two audio channels raise a ``ValueError`` naming the input.
 * :func:`window_mask`: which tokens of a stream overlap a time window (pure).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..models.audio_processing import check_sample_rate, stereo_waveform
+from ..utils.paths import existing_file
+from ..utils.sample_formats import pcm_to_float, pixels_to_unit
+from .conditioning import image_array
 
 # ----------------------------------------------------------------------------------------------------------------
-# Reading files (PyAV)
+# Reading files (PyAV). Stream facts are checked from the container's header before any sample is decoded: some
+# layouts crash inside FFmpeg (e.g. an 8-channel float WAV in the resampler), so nothing here resamples natively.
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _existing_file(path: str | os.PathLike, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} file {str(path)!r} does not exist; pass an existing file or the decoded data.")
-    return path
+def _audio_stream(container: Any, name: str) -> Any:  # noqa: ANN401
+    """The file's first audio stream, after checking its header: decodable, 1 or 2 channels, a positive rate."""
+    if not container.streams.audio:
+        raise ValueError(f"{name} has no audio stream; pass a file with audio or a waveform.")
+    stream = container.streams.audio[0]
+    context = stream.codec_context
+    if context is None or not context.name:
+        raise ValueError(f"{name}: its audio codec cannot be decoded here; convert it to WAV/AAC first.")
+    channels = context.channels
+    if channels not in (1, 2):
+        raise ValueError(f"{name} has {channels} audio channels; LTX-2 audio is mono or stereo: downmix it to "
+                         f"stereo first (e.g. `ffmpeg -i in -ac 2 out.wav`) or pass a [2, samples] waveform.")
+    if not context.sample_rate or context.sample_rate <= 0:
+        raise ValueError(f"{name} states no audio sample rate; re-encode it (e.g. to WAV).")
+    return stream
+
+
+def _samples(frame: Any, channels: int) -> np.ndarray:  # noqa: ANN401
+    """A decoded audio frame -> its raw samples as ``[channels, samples]`` in the frame's own sample type."""
+    array = frame.to_ndarray()
+    if frame.format.is_planar:
+        return array  # [C, n]
+    return array.reshape(-1, channels).T  # packed [1, n·C] -> [C, n]
 
 
 def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
-    """All audio of a media file as float32 ``[channels, samples]`` in [-1, 1] and its sample rate."""
+    """All audio of a media file as float32 ``[channels, samples]`` (full scale [-1, 1]) and its sample rate.
+
+    Integer sample formats are scaled by their width (:func:`~ltx2_diffusers.utils.sample_formats.pcm_to_float`);
+    files with more than 2 channels, no samples or non-finite samples raise a ``ValueError`` naming the file.
+    """
     import av
 
-    path = _existing_file(path, "audio")
+    path = existing_file(path, "audio", ", a waveform or (waveform, sample_rate)")
+    name = repr(str(path))
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise ValueError(f"{str(path)!r} has no audio stream; pass a file with audio or a waveform.")
-            stream = container.streams.audio[0]
-            rate = stream.codec_context.sample_rate
-            to_float = av.AudioResampler(format="fltp")  # planar float32: [channels, samples] per frame
-            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in to_float.resample(frame)]
-            chunks += [out.to_ndarray() for out in to_float.resample(None)]
+            stream = _audio_stream(container, name)
+            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+            chunks = [_samples(frame, channels) for frame in container.decode(stream)]
     except av.error.FFmpegError as error:
-        raise ValueError(f"could not decode audio from {str(path)!r}: {error}") from error
+        raise ValueError(f"could not decode audio from {name}: {error}") from error
+    chunks = [chunk for chunk in chunks if chunk.shape[1]]
     if not chunks:
-        raise ValueError(f"{str(path)!r} holds no audio samples.")
-    waveform = torch.from_numpy(np.concatenate(chunks, axis=1).astype(np.float32))
-    return waveform, int(rate)
+        raise ValueError(f"{name} holds no audio samples; pass a file with sound or a waveform.")
+    if len({chunk.dtype for chunk in chunks}) > 1:
+        chunks = [pcm_to_float(chunk, f"the audio of {name}") for chunk in chunks]
+    waveform = pcm_to_float(np.concatenate(chunks, axis=1), f"the audio of {name}")  # [C, N]
+    return torch.from_numpy(waveform), int(rate)
 
 
 def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
-    """All frames of a media file as uint8 ``[F, H, W, 3]`` and its frame rate."""
+    """All frames of a media file as uint8 ``[F, H, W, 3]`` and its frame rate (0.0 when the file states none)."""
     import av
 
-    path = _existing_file(path, "video")
+    path = existing_file(path, "video", ", frames as an array or a list of PIL images")
+    name = repr(str(path))
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise ValueError(f"{str(path)!r} has no video stream; pass a video file or the frames.")
+                raise ValueError(f"{name} has no video stream; pass a video file or the frames.")
             stream = container.streams.video[0]
+            context = stream.codec_context
+            if context is None or not context.name:
+                raise ValueError(f"{name}: its video codec cannot be decoded here; convert it to H.264 mp4 first.")
+            if not context.width or not context.height:
+                raise ValueError(f"{name} states no frame size ({context.width}x{context.height}); re-encode it.")
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     except av.error.FFmpegError as error:
-        raise ValueError(f"could not decode video from {str(path)!r}: {error}") from error
+        raise ValueError(f"could not decode video from {name}: {error}") from error
     if not frames:
-        raise ValueError(f"{str(path)!r} holds no video frames.")
-    return np.stack(frames), fps
+        raise ValueError(f"{name} holds no video frames; pass a file with frames or the frames themselves.")
+    if len({frame.shape for frame in frames}) > 1:
+        raise ValueError(f"{name} changes frame size mid-stream ({frames[0].shape[1]}x{frames[0].shape[0]} first); "
+                         f"re-encode it at one size.")
+    return np.stack(frames), fps if math.isfinite(fps) and fps > 0 else 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -82,7 +120,8 @@ def audio_waveform(audio: Any, sample_rate: int | None = None) -> tuple[torch.Te
     """Conditioning audio -> float32 ``[2, N]`` and its sample rate.
 
     ``audio``: a path, a ``(waveform, sample_rate)`` tuple, or a waveform (tensor or array, ``[N]`` or
-    ``[channels, N]``, floats in [-1, 1]) with ``sample_rate`` given separately.
+    ``[channels, N]``) with ``sample_rate`` given separately. Floats have full scale [-1, 1] (peaks up to
+    ``FLOAT_AUDIO_PEAK_LIMIT`` are tolerated); integer PCM (int16, int32, uint8, ...) is scaled by its width.
     """
     if isinstance(audio, (str, os.PathLike)):
         waveform, rate = read_audio(audio)
@@ -100,9 +139,10 @@ def audio_waveform(audio: Any, sample_rate: int | None = None) -> tuple[torch.Te
         raise ValueError("a waveform needs its sample rate: pass audio_sample_rate=... (or audio=(waveform, rate), or "
                          "a file path).")
     sample_rate = check_sample_rate(sample_rate, "audio_sample_rate")
-    if isinstance(waveform, np.ndarray):
-        waveform = torch.from_numpy(np.ascontiguousarray(waveform))
-    if not isinstance(waveform, torch.Tensor):
+    if isinstance(waveform, torch.Tensor):
+        waveform = waveform.detach().cpu()
+        waveform = waveform.float().numpy() if waveform.is_floating_point() else waveform.numpy()
+    if not isinstance(waveform, np.ndarray):
         raise ValueError(f"audio must be a path, a waveform tensor/array or (waveform, sample_rate), got "
                          f"{type(waveform).__name__}.")
     if waveform.ndim == 3:
@@ -112,25 +152,41 @@ def audio_waveform(audio: Any, sample_rate: int | None = None) -> tuple[torch.Te
         waveform = waveform[0]
     if waveform.ndim == 2 and waveform.shape[0] > 2 and waveform.shape[1] in (1, 2):
         raise ValueError(f"waveform must be [channels, samples], got {tuple(waveform.shape)}; transpose it.")
-    return stereo_waveform(waveform.detach().cpu())[0].float(), sample_rate
+    if waveform.size == 0:
+        raise ValueError(f"audio is empty (shape {tuple(waveform.shape)}); pass at least one sample.")
+    waveform = torch.from_numpy(pcm_to_float(waveform, "audio"))
+    return stereo_waveform(waveform)[0], sample_rate
+
+
+def _frame_list(frames: list | tuple) -> np.ndarray:
+    """A list of PIL images (any mode; see :func:`~.conditioning.image_array`) -> uint8 ``[F, H, W, 3]``."""
+    if not frames or not all(hasattr(f, "convert") and hasattr(f, "mode") for f in frames):
+        raise ValueError("a list video must hold PIL images (one per frame, at least one).")
+    arrays = [image_array(frame, f"video frame {i}") for i, frame in enumerate(frames)]
+    for i, array in enumerate(arrays):
+        if array.shape != arrays[0].shape:
+            raise ValueError(f"video frames differ in size: frame 0 is {arrays[0].shape[0]}x{arrays[0].shape[1]}, "
+                             f"frame {i} is {array.shape[0]}x{array.shape[1]} (height x width); resize them to one "
+                             f"size.")
+    return np.stack(arrays)
 
 
 def video_pixels(video: Any) -> tuple[torch.Tensor, float | None]:  # noqa: ANN401
     """Conditioning video -> float32 ``[F, 3, H, W]`` in [-1, 1] and its frame rate (``None`` unless a file).
 
-    ``video``: a path, a list of PIL images, a uint8 ``[F, H, W, 3]`` array/tensor, or floats in [0, 1] as
-    ``[F, H, W, 3]`` or ``[F, 3, H, W]``.
+    ``video``: a path, a list of PIL images, or frames as an array/tensor: ``[F, H, W, 3]`` (or ``[F, 3, H, W]`` for
+    floats) of uint8, uint16 (16-bit) or floats in [0, 1] (scaled, never clipped; NaN/inf refused).
     """
     fps = None
     if isinstance(video, (str, os.PathLike)):
         video, fps = read_video(video)
+        fps = fps or None
     if isinstance(video, (list, tuple)):
-        if not video or not all(hasattr(f, "convert") for f in video):
-            raise ValueError("a list video must hold PIL images (one per frame).")
-        video = np.stack([np.asarray(f.convert("RGB")) for f in video])
-    if isinstance(video, np.ndarray):
-        video = torch.from_numpy(np.ascontiguousarray(video))
-    if not isinstance(video, torch.Tensor):
+        video = _frame_list(video)
+    if isinstance(video, torch.Tensor):
+        video = video.detach().cpu()
+        video = video.float().numpy() if video.is_floating_point() else video.numpy()
+    if not isinstance(video, np.ndarray):
         raise ValueError(f"video must be a path, a list of PIL images, or frames as an array/tensor, got "
                          f"{type(video).__name__}.")
     if video.ndim == 5 and video.shape[0] == 1:
@@ -138,18 +194,18 @@ def video_pixels(video: Any) -> tuple[torch.Tensor, float | None]:  # noqa: ANN4
     if video.ndim != 4 or 3 not in (video.shape[1], video.shape[3]):
         raise ValueError(f"video frames must be [frames, height, width, 3] or [frames, 3, height, width], got "
                          f"{tuple(video.shape)}.")
-    if video.dtype == torch.uint8:
-        if video.shape[-1] != 3:
-            raise ValueError(f"uint8 video frames must be [frames, height, width, 3], got {tuple(video.shape)}.")
-        return video.permute(0, 3, 1, 2).float() / 127.5 - 1.0, fps  # [F, 3, H, W]
-    if video.shape[1] != 3:
-        video = video.permute(0, 3, 1, 2)  # [F, H, W, 3] -> [F, 3, H, W]
-    if not video.is_floating_point():
-        raise ValueError(f"video frames must be uint8 or floats in [0, 1], got {video.dtype}.")
-    video = video.detach().cpu().float()
-    if not bool(torch.isfinite(video).all()) or video.min() < 0 or video.max() > 1:
-        raise ValueError("float video frames must hold finite values in [0, 1].")
-    return video * 2.0 - 1.0, fps
+    if video.size == 0:
+        raise ValueError(f"video is empty (shape {tuple(video.shape)}); pass at least one frame.")
+    if video.shape[-1] != 3:
+        if not np.issubdtype(video.dtype, np.floating):
+            raise ValueError(f"{video.dtype} video frames must be [frames, height, width, 3], got "
+                             f"{tuple(video.shape)}.")
+        video = video.transpose(0, 2, 3, 1)  # [F, 3, H, W] -> [F, H, W, 3]
+    if video.dtype == np.uint8:
+        pixels = torch.from_numpy(np.ascontiguousarray(video)).float() / 127.5 - 1.0
+    else:
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels_to_unit(video, "video"))) * 2.0 - 1.0
+    return pixels.permute(0, 3, 1, 2), fps  # [F, H, W, 3] -> [F, 3, H, W]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.loaders import LTX2LoraLoaderMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
 from diffusers.video_processor import VideoProcessor
@@ -32,6 +31,7 @@ from .conditioning import DEFAULT_IMAGE_CRF, as_conditions
 from .denoising import StreamInputs, predict_x0
 from .guidance import GuidanceParams, validate_stg_blocks
 from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
+from .lora import LTX2LoraLoaderMixin
 from .media import audio_waveform, fit_waveform, video_pixels
 from .pipeline_inputs import LTX2InputsMixin
 from .pipeline_output import (
