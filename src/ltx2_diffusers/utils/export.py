@@ -117,13 +117,12 @@ def _stereo(audio: object) -> np.ndarray:
         raise ValueError(f"audio must be a waveform [channels, samples], got shape {audio.shape}.")
     if audio.shape[0] > 2 and audio.shape[1] in (1, 2):
         audio = audio.T
-    if audio.shape[0] == 1:
-        audio = np.repeat(audio, 2, axis=0)
-    if audio.shape[0] != 2:
+    if audio.shape[0] not in (1, 2):
         raise ValueError(f"audio must be mono or stereo, got {audio.shape[0]} channels.")
     if audio.shape[1] == 0:
         raise ValueError("audio is empty: pass at least one sample, or audio=None for a silent clip.")
-    return np.clip(pcm_to_float(audio, "audio"), -1.0, 1.0)
+    audio = np.clip(pcm_to_float(audio, "audio"), -1.0, 1.0)
+    return np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ def pixels_to_unit(array: np.ndarray, what: str = "image") -> np.ndarray:
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"{what} has {array.dtype} pixels: pass uint8, uint16 (16-bit) or floats in [0, 1].")
     check_finite(array, what)
-    low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+    if array.size == 0:
+        return array.astype(np.float32)
+    low, high = float(array.min()), float(array.max())
     if low < 0 or high > 1:
         raise ValueError(f"{what} has float pixels in [{low:g}, {high:g}]: float pixels must lie in [0, 1] (divide "
                          f"8-bit values by 255; map [-1, 1] with x * 0.5 + 0.5).")
