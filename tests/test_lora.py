@@ -120,6 +120,10 @@ def test_comfyui_file_and_diffusers_file_with_alpha_metadata(tmp_path):
     torch.testing.assert_close(out, _output(_merged(base, [(deltas, 2.0)])), rtol=0, atol=1e-5)
     assert (out - _output(_merged(base, [(deltas, 1.0)]))).abs().max() > 1e-4  # the metadata's alpha really acts
     assert pipe.lora_state_dict(diffusers_state).keys() == diffusers_state.keys()
+    named = type(pipe).lora_state_dict(tmp_path, subfolder="folder", weight_name="pytorch_lora_weights.safetensors")
+    assert named.keys() == diffusers_state.keys()
+    with pytest.raises(FileNotFoundError, match="has no 'other.safetensors'"):
+        type(pipe).lora_state_dict(tmp_path / "folder", weight_name="other.safetensors")
 
 
 def _other_model_file(tmp_path):

@@ -125,7 +125,7 @@ def test_float_images_are_scaled_and_out_of_range_or_nan_refused():
     image[..., 0] = 0.5
     assert image_array(image)[0, 0].tolist() == [128, 0, 0]
     assert image_array(Image.fromarray(image[..., 0], mode="F"))[0, 0].tolist() == [128, 128, 128]
-    with pytest.raises(ValueError, match=r"image\[0\] has float pixels in \[0, 2\]"):
+    with pytest.raises(ValueError, match=r"image\[0\] has float pixels in \[2, 2\]"):
         as_conditions(torch.full((3, 4, 6), 2.0), num_frames=9)
     image[1, 2, 1] = np.nan
     with pytest.raises(ValueError, match=r"image\[1\] holds 1 NaN"):

@@ -61,7 +61,10 @@ def looks_local(source: str | os.PathLike) -> bool:
     return text.lower().endswith(_WEIGHT_SUFFIXES) or not _HUB_ID.fullmatch(text)
 
 
-def check_lora_source(source: Any, weight_name: str | None, use_safetensors: bool | None) -> None:  # noqa: ANN401
+def check_lora_source(
+    source: Any, weight_name: str | None = None, use_safetensors: bool | None = None,  # noqa: ANN401
+    subfolder: str | None = None,
+) -> None:
     """Refuses pickled weights and missing local files before anything is read or downloaded."""
     if use_safetensors is False or (weight_name is not None and not str(weight_name).endswith(".safetensors")):
         raise ValueError(f"{lora_source_name(source)}: only .safetensors LoRA files are read (pickled .bin/.pt files "
@@ -74,9 +77,9 @@ def check_lora_source(source: Any, weight_name: str | None, use_safetensors: boo
                          f"{type(source).__name__}.")
     path = Path(source).expanduser()
     if path.is_dir():
-        if weight_name is not None and not (path / weight_name).is_file():
-            raise MissingFileError(f"LoRA folder {str(path)!r} has no {weight_name!r}; pass the weight_name of a "
-                                   f".safetensors file in it.")
+        if weight_name is not None and not (path / (subfolder or "") / weight_name).is_file():
+            raise MissingFileError(f"LoRA folder {str(path / (subfolder or ''))!r} has no {weight_name!r}; pass the "
+                                   f"weight_name of a .safetensors file in it.")
         return
     if path.is_file():
         if path.stat().st_size == 0:
@@ -178,7 +181,7 @@ def _read_lora(source: Any, kwargs: dict[str, Any]) -> tuple[dict[str, torch.Ten
 
     name = lora_source_name(source)
     weight_name, use_safetensors = kwargs.pop("weight_name", None), kwargs.pop("use_safetensors", None)
-    check_lora_source(source, weight_name, use_safetensors)
+    check_lora_source(source, weight_name, use_safetensors, kwargs.get("subfolder"))
     if isinstance(source, dict):
         return dict(source), None
     try:

@@ -6,10 +6,10 @@ Everything here is validated before any model runs and returns plain tensors:
   float32 ``[2, N]`` and the rate (mono is duplicated to stereo; integer PCM scaled by its width).
 * :func:`video_pixels`: a path, a list of PIL images, or frames as an array/tensor -> float32 ``[F, 3, H, W]`` in
   [-1, 1] (16-bit and float pixels scaled by their range).
+* :func:`window_mask`: which tokens of a stream overlap a time window (pure).
 
 Accepted value ranges are those of :mod:`ltx2_diffusers.utils.sample_formats`; NaN or infinite values, empty media
 and files with more than two audio channels raise a ``ValueError`` naming the input.
-* :func:`window_mask`: which tokens of a stream overlap a time window (pure).
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def _audio_stream(container: Any, name: str) -> Any:  # noqa: ANN401
     return stream
 
 
-def _samples(frame: Any, channels: int) -> np.ndarray:  # noqa: ANN401
+def _samples(frame: Any, channels: int, rate: int, name: str) -> np.ndarray:  # noqa: ANN401
     """A decoded audio frame -> its raw samples as ``[channels, samples]`` in the frame's own sample type."""
+    if frame.layout.nb_channels != channels or frame.sample_rate != rate:
+        raise ValueError(f"{name} changes its audio format mid-stream ({channels} channels at {rate} Hz, then "
+                         f"{frame.layout.nb_channels} at {frame.sample_rate} Hz); re-encode it (e.g. to WAV).")
     array = frame.to_ndarray()
     if frame.format.is_planar:
         return array  # [C, n]
@@ -71,7 +74,7 @@ def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
         with av.open(str(path)) as container:
             stream = _audio_stream(container, name)
             rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
-            chunks = [_samples(frame, channels) for frame in container.decode(stream)]
+            chunks = [_samples(frame, channels, rate, name) for frame in container.decode(stream)]
     except av.error.FFmpegError as error:
         raise ValueError(f"could not decode audio from {name}: {error}") from error
     chunks = [chunk for chunk in chunks if chunk.shape[1]]
