@@ -125,6 +125,8 @@ def test_text_kv_modulation_follows_sigma_only_with_prompt_adaln():
 
 def test_context_width_follows_use_prompt_embeddings():
     model = LTX2AudioVideoTransformer(**TINY_23).eval()
+    assert model.text_widths == (32, 16)
+    assert LTX2AudioVideoTransformer(**{**TINY_23, "use_prompt_embeddings": True}).text_widths == (24, 24)
     inputs = _tiny_inputs(model)
     with pytest.raises(ValueError, match=r"\[2, text_tokens, 32\]"):
         model(**{**inputs, "encoder_hidden_states": torch.randn(2, 6, 24)})

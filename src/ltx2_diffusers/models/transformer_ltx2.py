@@ -228,6 +228,15 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         self.audio_proj_out = nn.Linear(audio_dim, audio_out_channels)
         self.gradient_checkpointing = False
 
+    @property
+    def text_widths(self) -> tuple[int, int]:
+        """Width of the video and audio text contexts the forward takes: ``caption_channels`` for both (LTX-2.0),
+        or each stream's width when ``use_prompt_embeddings=False`` (LTX-2.3: 4096 / 2048)."""
+        c = self.config
+        if c.use_prompt_embeddings:
+            return c.caption_channels, c.caption_channels
+        return c.cross_attention_dim, c.audio_cross_attention_dim
+
     # ------------------------------------------------------------------------------------------------------------
     # Coordinates and RoPE
     # ------------------------------------------------------------------------------------------------------------
@@ -395,8 +404,7 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         dtype = hidden_states.dtype
         video = audio = None
         if has_video:
-            text_width = c.caption_channels if c.use_prompt_embeddings else c.cross_attention_dim
-            ctx = check_context(encoder_hidden_states, batch, text_width, "encoder_hidden_states")
+            ctx = check_context(encoder_hidden_states, batch, self.text_widths[0], "encoder_hidden_states")
             if video_coords is None:
                 if None in (num_frames, height, width) or num_frames * height * width != video_tokens:
                     raise ValueError(
@@ -413,8 +421,8 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             video, video_head = self._stream(hidden_states, ctx, mask, t_video, v_sigma, rotary, "")
         if has_audio:
             a_dtype = audio_hidden_states.dtype
-            text_width = c.caption_channels if c.use_prompt_embeddings else c.audio_cross_attention_dim
-            ctx = check_context(audio_encoder_hidden_states, batch, text_width, "audio_encoder_hidden_states")
+            ctx = check_context(audio_encoder_hidden_states, batch, self.text_widths[1],
+                                "audio_encoder_hidden_states")
             t_audio = (v_sigma if audio_timestep is None
                        else check_sigma(audio_timestep, batch, audio_tokens, "audio_timestep", ctx.device))
             a_sigma = per_sample(t_audio) if audio_sigma is None else check_sigma(
