@@ -6,7 +6,9 @@ assign=True)``, so the two share the same parameter storage (no second copy of t
 outputs are compared (max abs diff), then warm-up and timed runs interleave ours / diffusers.
 
     python bench/bench_transformer.py --threads 2              # medium config, fp32, CPU
+    python bench/bench_transformer.py --config medium-2.3      # the same widths with the LTX-2.3 switches
     python bench/bench_transformer.py --config full            # real 19B config, bf16, CUDA, 121 x 704 x 1280
+    python bench/bench_transformer.py --config full-2.3        # real LTX-2.3 (22B) transformer config, bf16, CUDA
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ MEDIUM: dict[str, Any] = dict(
     caption_channels=256, in_channels=128, audio_in_channels=128, rope_type="split", perturbed_attn=False,
 )
 FULL: dict[str, Any] = dict(rope_type="split", perturbed_attn=False)  # every other value: the real 19B defaults
+# diffusers' LTX-2.3 switches (its converter's 2.3 config); the text then arrives at each stream's width
+LTX23: dict[str, Any] = dict(gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
+                             use_prompt_embeddings=False, perturbed_attn=True)
+CONFIGS: dict[str, dict[str, Any]] = {"medium": MEDIUM, "medium-2.3": {**MEDIUM, **LTX23}, "full": FULL,
+                                      "full-2.3": {**FULL, **LTX23}}
 # latent grid (frames, height, width), audio tokens, text tokens
 SHAPES = {"medium": (4, 8, 12, 26, 128), "full": (16, 22, 40, 126, 1024)}  # full: 121 frames at 704 x 1280
 
@@ -74,11 +81,13 @@ def make_inputs(cfg: dict[str, Any], shape: tuple[int, ...], batch: int, device:
     if per_token:  # image conditioning: the first latent frame is clean (σ = 0), the rest at the sample's σ
         video_timestep = sigma[:, None].repeat(1, frames * height * width)
         video_timestep[:, : height * width] = 0.0
+    text_widths = ((cfg["caption_channels"],) * 2 if cfg["use_prompt_embeddings"]
+                   else (cfg["cross_attention_dim"], cfg["audio_cross_attention_dim"]))
     return dict(
         video=randn(batch, frames * height * width, cfg["in_channels"]),
         audio=randn(batch, audio_tokens, cfg["audio_in_channels"]),
-        text=randn(batch, text_tokens, cfg["caption_channels"]),
-        audio_text=randn(batch, text_tokens, cfg["caption_channels"]),
+        text=randn(batch, text_tokens, text_widths[0]),
+        audio_text=randn(batch, text_tokens, text_widths[1]),
         sigma=sigma,
         video_timestep=video_timestep,
         audio_sigma=torch.linspace(0.55, 0.25, batch, device=device),
@@ -176,8 +185,9 @@ def bench(ours: torch.nn.Module, theirs: torch.nn.Module, x: dict[str, Any], war
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", choices=("medium", "full"), default="medium",
-                   help="medium: small fp32 model on CPU; full: real 19B config in bf16 on CUDA")
+    p.add_argument("--config", choices=tuple(CONFIGS), default="medium",
+                   help="medium: small fp32 model on CPU; full: real 19B config in bf16 on CUDA; -2.3: with the "
+                        "LTX-2.3 switches (full-2.3: the real 22B transformer)")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 2])
     p.add_argument("--warmup", type=int, default=2, help="untimed runs per model (at least 1: the parity run)")
     p.add_argument("--runs", type=int, default=10, help="timed runs per model")
@@ -192,16 +202,18 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.config == "full":
+    size = args.config.split("-")[0]
+    if size == "full":
         if not torch.cuda.is_available():
-            sys.exit("--config full needs a CUDA GPU (~45 GB: 19B bf16 weights shared by both models); none found.")
-        cfg, device, dtype = FULL, torch.device("cuda"), torch.bfloat16
+            sys.exit(f"--config {args.config} needs a CUDA GPU (~45 GB: bf16 weights shared by both models); none "
+                     "found.")
+        device, dtype = torch.device("cuda"), torch.bfloat16
     else:
-        cfg, device, dtype = MEDIUM, torch.device("cpu"), torch.float32
-    ours, theirs = build_models(cfg, device, dtype)
+        device, dtype = torch.device("cpu"), torch.float32
+    ours, theirs = build_models(CONFIGS[args.config], device, dtype)
     params = sum(p.numel() for p in ours.parameters())
     cfg = {k: v for k, v in ours.config.items() if not k.startswith("_")}
-    shape = SHAPES[args.config]
+    shape = SHAPES[size]
     rows = []
     with torch.inference_mode():
         for batch in args.batch:
@@ -217,7 +229,7 @@ def main() -> None:
         "video_tokens": frames * height * width, "latent_grid": [frames, height, width],
         "audio_tokens": audio_tokens, "text_tokens": text_tokens, "model_config": cfg,
     }
-    scale, unit = (1.0, "s") if args.config == "full" else (1e3, "ms")
+    scale, unit = (1.0, "s") if size == "full" else (1e3, "ms")
     mem = "max_memory_allocated (MiB)" if device.type == "cuda" else "peak RSS delta (MiB, approx.)"
     print(f"\n{args.config}: {params / 1e6:.1f}M params, {meta['dtype']}, {dev_name}, torch {torch.__version__}, "
           f"diffusers {diffusers.__version__}; {meta['video_tokens']} video / {audio_tokens} audio / "

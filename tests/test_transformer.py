@@ -193,7 +193,7 @@ def test_bad_input_raises_clear_value_error(change, message):
 @pytest.mark.parametrize(
     "config, message",
     [
-        (dict(gated_attn=True), "gated_attn=True describes a later LTX version"),
+        (dict(use_keyframes_abs_pos_embedding=True), "use_keyframes_abs_pos_embedding=True describes an LTX version"),
         (dict(patch_size=2), "patch_size=1"),
         (dict(cross_attention_dim=64), "must equal the video width 32"),
         (dict(audio_cross_attention_dim=8), "must equal the audio width 16"),

@@ -3,7 +3,9 @@
 The single file stores the transformer under ``model.diffusion_model.``; the text connectors live under the same
 prefix (``video_embeddings_connector.`` / ``audio_embeddings_connector.``) and belong to the connectors component.
 Names are renamed component by component (dot-separated parts), so the table is exact: a part is either renamed as a
-whole or kept.
+whole or kept (``prompt_adaln_single`` is its own part, never touched by the ``adaln_single`` rule). LTX-2.0 and
+LTX-2.3 files share the table; 2.3 adds ``prompt_adaln_single`` / ``audio_prompt_adaln_single`` and keeps
+``to_gate_logits``, ``prompt_scale_shift_table`` and ``audio_prompt_scale_shift_table`` as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ TRANSFORMER_RENAMES: dict[str, str] = {
     "audio_patchify_proj": "audio_proj_in",
     "adaln_single": "time_embed",
     "audio_adaln_single": "audio_time_embed",
+    "prompt_adaln_single": "prompt_adaln",
+    "audio_prompt_adaln_single": "audio_prompt_adaln",
     "av_ca_video_scale_shift_adaln_single": "av_cross_attn_video_scale_shift",
     "av_ca_audio_scale_shift_adaln_single": "av_cross_attn_audio_scale_shift",
     "av_ca_a2v_gate_adaln_single": "av_cross_attn_video_a2v_gate",
@@ -65,19 +69,70 @@ def convert_transformer_state_dict(
                              f"starts with {prefix!r}", expected)
 
 
+# The header keys that move the caption projection out of the transformer (LTX-2.3), with the only values ltx-core
+# 1.0.0 implements; a header has all four or none.
+CAPTION_PROJECTION_IN_CONNECTORS: dict[str, bool] = {
+    "caption_proj_before_connector": True,
+    "caption_projection_first_linear": False,
+    "caption_proj_input_norm": False,
+    "caption_projection_second_linear": False,
+}
+
+
+def caption_projection_in_connectors(header: Mapping[str, Any]) -> bool:
+    """Whether the header describes LTX-2.3's text path (no caption projection in the transformer): all four
+    :data:`CAPTION_PROJECTION_IN_CONNECTORS` keys with their values (``True``) or none of them (``False``)."""
+    present = [k for k in CAPTION_PROJECTION_IN_CONNECTORS if k in header]
+    if not present:
+        return False
+    missing = [k for k in CAPTION_PROJECTION_IN_CONNECTORS if k not in header]
+    if missing:
+        raise ValueError(f"The header has {', '.join(present)} but not {', '.join(missing)}: the LTX-2.3 text path "
+                         f"needs all four of {CAPTION_PROJECTION_IN_CONNECTORS} (LTX-2.0 headers have none).")
+    wrong = [f"{k}={header[k]!r} (expected {v!r})" for k, v in CAPTION_PROJECTION_IN_CONNECTORS.items()
+             if header[k] != v]
+    if wrong:
+        raise ValueError(f"Unknown text-projection layout in the header: {', '.join(wrong)}; only LTX-2.0 (none of "
+                         f"these keys) and LTX-2.3 ({CAPTION_PROJECTION_IN_CONNECTORS}) are implemented.")
+    return True
+
+
+def _switch(header: Mapping[str, Any], key: str, in_tensors: bool, evidence: str) -> bool:
+    """A boolean header switch (absent = ``False``, as in ltx-core), checked against the tensors it implies."""
+    value = header.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"The header's {key} must be true or false, got {value!r}.")
+    if value != in_tensors:
+        raise ValueError(f"The header says {key}={value} but the checkpoint {'has' if in_tensors else 'lacks'} "
+                         f"{evidence}: header and tensors disagree.")
+    return value
+
+
 def transformer_config_from_original(header: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
                                      prefix: str = TRANSFORMER_PREFIX) -> dict[str, Any]:
     """Diffusers transformer config from the original header's ``transformer`` block and the tensors' shapes.
 
     Keys the header omits take ltx-core 1.0.0's defaults (interleaved RoPE, float32 frequency grid, A<->V gate
-    multiplier 1), because those are what the reference runs with; widths it cannot state are read from shapes.
+    multiplier 1, no LTX-2.3 switch), because those are what the reference runs with; widths it cannot state are
+    read from shapes. The LTX-2.3 switches (``apply_gated_attention``, ``cross_attention_adaln``, the four
+    ``caption_proj*`` keys) must agree with the tensors present, else a ``ValueError`` says which.
     """
     h = dict(header)
     max_pos = list(h.get("positional_embedding_max_pos", [20, 2048, 2048]))
     audio_max_pos = list(h.get("audio_positional_embedding_max_pos", [20]))
     audio_in = state_dict[prefix + "audio_patchify_proj.weight"].shape[1]
-    caption = state_dict[prefix + "caption_projection.linear_1.weight"].shape[1]
     layers = {int(k[len(prefix):].split(".")[1]) for k in state_dict if k.startswith(prefix + "transformer_blocks.")}
+    caption_key = prefix + "caption_projection.linear_1.weight"
+    use_prompt_embeddings = not caption_projection_in_connectors(h)
+    if use_prompt_embeddings != (caption_key in state_dict):
+        raise ValueError(f"The header's caption_proj* keys say the caption projection is "
+                         f"{'in the transformer' if use_prompt_embeddings else 'in the text connectors'} but the "
+                         f"checkpoint {'lacks' if use_prompt_embeddings else 'has'} {caption_key}.")
+    caption = state_dict[caption_key].shape[1] if use_prompt_embeddings else h.get("caption_channels", 3840)
+    gated = _switch(h, "apply_gated_attention", any(k.endswith(".to_gate_logits.weight") for k in state_dict),
+                    "to_gate_logits tensors")
+    cross_adaln = _switch(h, "cross_attention_adaln", prefix + "prompt_adaln_single.linear.weight" in state_dict,
+                          "prompt_adaln_single")
     return {
         "in_channels": h.get("in_channels", 128),
         "out_channels": h.get("out_channels", 128),
@@ -101,4 +156,10 @@ def transformer_config_from_original(header: Mapping[str, Any], state_dict: Mapp
         "rope_type": h.get("rope_type", "interleaved"),
         "timestep_scale_multiplier": h.get("timestep_scale_multiplier", 1000),
         "cross_attn_timestep_scale_multiplier": h.get("av_ca_timestep_scale_multiplier", 1),
+        "gated_attn": gated,
+        "audio_gated_attn": gated,
+        "cross_attn_mod": cross_adaln,
+        "audio_cross_attn_mod": cross_adaln,
+        "use_prompt_embeddings": use_prompt_embeddings,
+        "perturbed_attn": gated or cross_adaln,  # diffusers' LTX-2.3 value (its STG needs it); no effect in ours
     }

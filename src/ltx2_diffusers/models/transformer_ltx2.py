@@ -1,11 +1,9 @@
 """The LTX-2 asymmetric dual-stream audio+video diffusion transformer (paper §3.1).
 
-A 14B video stream and a 5B audio stream share depth. Every block runs, per stream: AdaLN-modulated self-attention
-with RoPE, text cross-attention (no modulation in LTX-2.0), then the two-sided audio<->video exchange (temporal-only
-RoPE, modulated by the *other* stream's σ), then an AdaLN-modulated feed-forward. The model predicts the flow
-velocity ``v = ε - x0`` of each stream.
-
-The file reads bottom-up: per-stream state -> block -> model.
+A 14B video stream and a 5B audio stream share depth (LTX-2.0; LTX-2.3 adds gated attention and AdaLN on the text
+cross-attention, see :mod:`.transformer_ltx2_block`). The model embeds the inputs, builds each stream's state (RoPE,
+AdaLN of the per-token σ, text K/V AdaLN of the per-sample σ, audio<->video terms of the other stream's σ), runs the
+blocks and the output heads. It predicts the flow velocity ``v = ε - x0`` of each stream.
 """
 
 from __future__ import annotations
@@ -21,14 +19,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .layers import (
-    AdaLayerNormSingle,
-    FeedForward,
-    LTX2Attention,
-    modulate,
-    rms_norm,
-    text_projection,
-)
+from .layers import AdaLayerNormSingle, modulate, text_projection
 from .rope import (
     ROPE_TYPES,
     RotaryTable,
@@ -47,165 +38,9 @@ from .transformer_inputs import (
     per_sample,
     text_bias,
 )
+from .transformer_ltx2_block import LTX2TransformerBlock, Modulation, StreamState, block_table_rows
 
-# ----------------------------------------------------------------------------------------------------------------
-# Per-stream state
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Modulation:
-    """AdaLN output ``values [N, rows, D]`` for N distinct timesteps, and which one each token uses.
-
-    ``index`` is ``None`` when every token of a sample shares its timestep (``N = B``); otherwise ``[B, T]`` indices
-    into the distinct values, so the ``rows × D`` vectors are computed once per distinct σ, not once per token.
-    """
-
-    values: torch.Tensor
-    index: torch.Tensor | None = None
-
-    def rows(self, table: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, ...]:
-        """``table[start:stop] + values[:, start:stop]`` per token: a tuple of ``[B, T or 1, D]`` tensors."""
-        rows = table[start:stop].to(self.values.dtype) + self.values[:, start:stop]  # [N, k, D]
-        rows = rows.unsqueeze(1) if self.index is None else rows[self.index]  # [B, T|1, k, D]
-        return rows.unbind(2)
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """Everything one stream (video or audio) carries through the blocks."""
-
-    hidden_states: torch.Tensor  # [B, T, D]
-    context: torch.Tensor  # [B, L, D] projected text
-    context_mask: torch.Tensor | None  # additive [B, 1, 1, L], None = attend to all text tokens
-    modulation: Modulation  # 6 rows: (shift, scale, gate) self-attention, (shift, scale, gate) feed-forward
-    rotary: RotaryTable
-    cross_rotary: RotaryTable | None = None  # temporal RoPE for the audio<->video attention
-    cross_modulation: Modulation | None = None  # 4 rows from the other stream's σ: a2v (scale, shift), v2a (...)
-    cross_gate: Modulation | None = None  # 1 row: gate of the attention whose query is this stream
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Block
-# ----------------------------------------------------------------------------------------------------------------
-
-
-class LTX2TransformerBlock(nn.Module):
-    """One dual-stream block. Both streams run the same self/text/feed-forward code; only A<->V is two-sided."""
-
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        head_dim: int,
-        audio_dim: int,
-        audio_heads: int,
-        audio_head_dim: int,
-        eps: float = 1e-6,
-        attention_bias: bool = True,
-        attention_out_bias: bool = True,
-        ff_bias: bool = True,
-    ) -> None:
-        super().__init__()
-        self.eps = eps
-        kw = dict(bias=attention_bias, out_bias=attention_out_bias, eps=eps)
-        self.attn1 = LTX2Attention(dim, heads, head_dim, **kw)
-        self.attn2 = LTX2Attention(dim, heads, head_dim, context_dim=dim, **kw)
-        self.ff = FeedForward(dim, bias=ff_bias)
-        self.scale_shift_table = nn.Parameter(torch.randn(6, dim) / dim**0.5)
-
-        self.audio_attn1 = LTX2Attention(audio_dim, audio_heads, audio_head_dim, **kw)
-        self.audio_attn2 = LTX2Attention(audio_dim, audio_heads, audio_head_dim, context_dim=audio_dim, **kw)
-        self.audio_ff = FeedForward(audio_dim, bias=ff_bias)
-        self.audio_scale_shift_table = nn.Parameter(torch.randn(6, audio_dim) / audio_dim**0.5)
-
-        # Both exchange directions run at the audio width.
-        self.audio_to_video_attn = LTX2Attention(dim, audio_heads, audio_head_dim, context_dim=audio_dim, **kw)
-        self.video_to_audio_attn = LTX2Attention(audio_dim, audio_heads, audio_head_dim, context_dim=dim, **kw)
-        # rows: a2v scale, a2v shift, v2a scale, v2a shift, gate (of the direction whose query is this stream)
-        self.video_a2v_cross_attn_scale_shift_table = nn.Parameter(torch.randn(5, dim) / dim**0.5)
-        self.audio_a2v_cross_attn_scale_shift_table = nn.Parameter(torch.randn(5, audio_dim) / audio_dim**0.5)
-
-    def _self_and_text_attention(
-        self,
-        state: StreamState,
-        self_attn: LTX2Attention,
-        text_attn: LTX2Attention,
-        table: torch.Tensor,
-        perturb: torch.Tensor | bool,
-    ) -> torch.Tensor:
-        x = state.hidden_states
-        shift, scale, gate = state.modulation.rows(table, 0, 3)
-        attended = self_attn(modulate(rms_norm(x, self.eps), shift, scale), rotary=state.rotary, value_only=perturb)
-        x = x + attended * gate
-        return x + text_attn(rms_norm(x, self.eps), state.context, attention_mask=state.context_mask)
-
-    def _feed_forward(self, x: torch.Tensor, state: StreamState, ff: FeedForward, table: torch.Tensor) -> torch.Tensor:
-        shift, scale, gate = state.modulation.rows(table, 3, 6)
-        return x + ff(modulate(rms_norm(x, self.eps), shift, scale)) * gate
-
-    def _audio_video_exchange(
-        self, vx: torch.Tensor, ax: torch.Tensor, video: StreamState, audio: StreamState
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Residual updates ``(Δvideo, Δaudio)``; both directions read the states normalised before either update."""
-        v_table, a_table = self.video_a2v_cross_attn_scale_shift_table, self.audio_a2v_cross_attn_scale_shift_table
-        v_norm, a_norm = rms_norm(vx, self.eps), rms_norm(ax, self.eps)
-        v_a2v_scale, v_a2v_shift, v_v2a_scale, v_v2a_shift = video.cross_modulation.rows(v_table, 0, 4)
-        a_a2v_scale, a_a2v_shift, a_v2a_scale, a_v2a_shift = audio.cross_modulation.rows(a_table, 0, 4)
-        (v_gate,) = video.cross_gate.rows(v_table[4:], 0, 1)
-        (a_gate,) = audio.cross_gate.rows(a_table[4:], 0, 1)
-
-        to_video = self.audio_to_video_attn(
-            modulate(v_norm, v_a2v_shift, v_a2v_scale),
-            modulate(a_norm, a_a2v_shift, a_a2v_scale),
-            rotary=video.cross_rotary,
-            key_rotary=audio.cross_rotary,
-        )
-        to_audio = self.video_to_audio_attn(
-            modulate(a_norm, a_v2a_shift, a_v2a_scale),
-            modulate(v_norm, v_v2a_shift, v_v2a_scale),
-            rotary=audio.cross_rotary,
-            key_rotary=video.cross_rotary,
-        )
-        return to_video * v_gate, to_audio * a_gate
-
-    def forward(
-        self,
-        video: StreamState | None,
-        audio: StreamState | None,
-        perturb_video: torch.Tensor | bool = False,
-        perturb_audio: torch.Tensor | bool = False,
-        isolate_modalities: torch.Tensor | bool = False,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Returns the new hidden states of both streams (``None`` for an absent stream).
-
-        Args:
-            perturb_video / perturb_audio: STG of each stream's self-attention in this block: ``True`` for all
-                samples or a ``[B]`` bool tensor.
-            isolate_modalities: drop the audio<->video exchange: ``True`` skips its compute, a ``[B]`` bool tensor
-                zeroes it for the marked samples.
-        """
-        vx = ax = None
-        if video is not None:
-            vx = self._self_and_text_attention(
-                video, self.attn1, self.attn2, self.scale_shift_table, perturb_video
-            )
-        if audio is not None:
-            ax = self._self_and_text_attention(
-                audio, self.audio_attn1, self.audio_attn2, self.audio_scale_shift_table, perturb_audio
-            )
-        if vx is not None and ax is not None and isolate_modalities is not True:
-            to_video, to_audio = self._audio_video_exchange(vx, ax, video, audio)
-            if isinstance(isolate_modalities, torch.Tensor):
-                keep = (~isolate_modalities).to(vx.dtype).view(-1, 1, 1)
-                to_video, to_audio = to_video * keep, to_audio * keep
-            vx, ax = vx + to_video, ax + to_audio
-        if vx is not None:
-            vx = self._feed_forward(vx, video, self.ff, self.scale_shift_table)
-        if ax is not None:
-            ax = self._feed_forward(ax, audio, self.audio_ff, self.audio_scale_shift_table)
-        return vx, ax
-
+__all__ = ["LTX2AudioVideoTransformer", "LTX2TransformerBlock", "LTX2TransformerOutput", "Modulation", "StreamState"]
 
 # ----------------------------------------------------------------------------------------------------------------
 # Model
@@ -221,12 +56,7 @@ class LTX2TransformerOutput(BaseOutput):
     audio_sample: torch.Tensor | None = None
 
 
-_UNSUPPORTED_FLAGS = {  # config flags of later LTX versions and the value LTX-2.0 has
-    "gated_attn": False,
-    "cross_attn_mod": False,
-    "audio_gated_attn": False,
-    "audio_cross_attn_mod": False,
-    "use_prompt_embeddings": True,
+_UNSUPPORTED_FLAGS = {  # config flags of other LTX versions and the value LTX-2.0 and LTX-2.3 have
     "use_keyframes_abs_pos_embedding": False,
     "patch_size": 1,
     "patch_size_t": 1,
@@ -241,8 +71,10 @@ _UNSUPPORTED_FLAGS = {  # config flags of later LTX versions and the value LTX-2
 class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin):
     r"""LTX-2 dual-stream audio+video transformer.
 
-    Loads diffusers-format LTX-2.0 ``transformer/`` folders unchanged (same config keys and parameter names as
-    ``diffusers.LTX2VideoTransformer3DModel``). The defaults are the released 19B model (18,876,174,592 parameters).
+    Loads diffusers-format LTX-2.0 and LTX-2.3 ``transformer/`` folders unchanged (same config keys and parameter
+    names as ``diffusers.LTX2VideoTransformer3DModel``). The defaults are the released LTX-2.0 19B model
+    (18,876,174,592 parameters); LTX-2.3 (22B, 18,988,838,144 transformer parameters) sets ``gated_attn``,
+    ``cross_attn_mod``, ``audio_gated_attn``, ``audio_cross_attn_mod`` and ``use_prompt_embeddings=False``.
 
     Args:
         in_channels / out_channels: video latent channels per token (128).
@@ -259,23 +91,35 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         audio_pos_embed_max_pos: audio RoPE normaliser in seconds.
         num_layers: number of dual-stream blocks (48).
         norm_eps: epsilon of every RMSNorm and of the output LayerNorm.
-        caption_channels: width of the text-connector output (3840); projected to each stream inside the model.
+        caption_channels: width of the text-connector output (3840) that ``use_prompt_embeddings`` projects to each
+            stream inside the model.
         attention_bias / attention_out_bias / ff_bias: biases of the attention and feed-forward projections.
         rope_theta / rope_double_precision / rope_type: RoPE base, float64 frequency grid, ``"split"`` layout.
         causal_offset: causal first-frame shift of the video time axis (1).
         timestep_scale_multiplier: σ → AdaLN input scale (1000).
         cross_attn_timestep_scale_multiplier: scale of the A<->V gate input (1000 for the 19B checkpoints).
+        gated_attn / audio_gated_attn: per-head output gate ``2 sigmoid(to_gate_logits(x))`` in every attention whose
+            query is the video / audio stream (LTX-2.3).
+        cross_attn_mod / audio_cross_attn_mod: AdaLN on the text cross-attention of the video / audio stream: 9-row
+            block tables, and (either flag) the text K/V of both streams modulated by ``prompt_scale_shift_table`` +
+            ``prompt_adaln`` of the stream's per-sample σ (LTX-2.3).
+        use_prompt_embeddings: project the ``caption_channels``-wide text inside the model (LTX-2.0). ``False``
+            (LTX-2.3): the text arrives at each stream's width (``cross_attention_dim`` /
+            ``audio_cross_attention_dim``).
+        use_prompt_adaln_single: with ``cross_attn_mod``, whether the text K/V modulation depends on σ (the
+            ``prompt_adaln`` layers); ``False`` uses the per-block tables alone.
 
-    Other config keys of the diffusers format (``patch_size``, ``gated_attn`` ...) are accepted; values that describe
-    later LTX versions raise a ``ValueError``. ``perturbed_attn`` is accepted and has no effect: spatio-temporal
-    guidance works for every checkpoint (diffusers silently skips it when the flag is ``False``, as LTX-2.0 folders
-    have it).
+    Other config keys of the diffusers format (``patch_size`` ...) are accepted; values that describe other LTX
+    versions (e.g. LTX-2.5's ``use_keyframes_abs_pos_embedding=True``) raise a ``ValueError``. ``perturbed_attn`` is
+    accepted and has no effect: spatio-temporal guidance works for every checkpoint (diffusers silently skips it when
+    the flag is ``False``, as LTX-2.0 folders have it).
     """
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["LTX2TransformerBlock"]
     _repeated_blocks = ["LTX2TransformerBlock"]
-    _skip_layerwise_casting_patterns = ["norm", "proj_in", "proj_out", "time_embed", "caption_projection", "av_cross"]
+    _skip_layerwise_casting_patterns = [
+        "norm", "proj_in", "proj_out", "time_embed", "prompt_adaln", "caption_projection", "av_cross"]
 
     @register_to_config
     def __init__(
@@ -331,8 +175,8 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         for key, supported in _UNSUPPORTED_FLAGS.items():
             if locals()[key] != supported:
                 raise ValueError(
-                    f"{key}={locals()[key]!r} describes a later LTX version; this transformer implements LTX-2.0 "
-                    f"and needs {key}={supported!r}."
+                    f"{key}={locals()[key]!r} describes an LTX version this transformer does not implement (it "
+                    f"implements LTX-2.0 and LTX-2.3); pass {key}={supported!r}."
                 )
         if rope_type not in ROPE_TYPES:
             raise ValueError(f"rope_type must be one of {ROPE_TYPES}, got {rope_type!r}.")
@@ -350,10 +194,16 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
 
         self.proj_in = nn.Linear(in_channels, dim)
         self.audio_proj_in = nn.Linear(audio_in_channels, audio_dim)
-        self.caption_projection = text_projection(caption_channels, dim)
-        self.audio_caption_projection = text_projection(caption_channels, audio_dim)
-        self.time_embed = AdaLayerNormSingle(dim, rows=6)
-        self.audio_time_embed = AdaLayerNormSingle(audio_dim, rows=6)
+        self.caption_projection = self.audio_caption_projection = None
+        if use_prompt_embeddings:  # LTX-2.0: text projected inside the model; LTX-2.3 projects it in the connectors
+            self.caption_projection = text_projection(caption_channels, dim)
+            self.audio_caption_projection = text_projection(caption_channels, audio_dim)
+        self.time_embed = AdaLayerNormSingle(dim, rows=block_table_rows(cross_attn_mod))
+        self.audio_time_embed = AdaLayerNormSingle(audio_dim, rows=block_table_rows(audio_cross_attn_mod))
+        self.prompt_adaln = self.audio_prompt_adaln = None
+        if (cross_attn_mod or audio_cross_attn_mod) and use_prompt_adaln_single:  # text K/V AdaLN of σ
+            self.prompt_adaln = AdaLayerNormSingle(dim, rows=2)
+            self.audio_prompt_adaln = AdaLayerNormSingle(audio_dim, rows=2)
         self.av_cross_attn_video_scale_shift = AdaLayerNormSingle(dim, rows=4)
         self.av_cross_attn_audio_scale_shift = AdaLayerNormSingle(audio_dim, rows=4)
         self.av_cross_attn_video_a2v_gate = AdaLayerNormSingle(dim, rows=1)
@@ -364,6 +214,8 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
                 dim, num_attention_heads, attention_head_dim,
                 audio_dim, audio_num_attention_heads, audio_attention_head_dim,
                 eps=norm_eps, attention_bias=attention_bias, attention_out_bias=attention_out_bias, ff_bias=ff_bias,
+                gated_attn=gated_attn, cross_attn_mod=cross_attn_mod,
+                audio_gated_attn=audio_gated_attn, audio_cross_attn_mod=audio_cross_attn_mod,
             )
             for _ in range(num_layers)
         )
@@ -375,6 +227,15 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         self.proj_out = nn.Linear(dim, out_channels)
         self.audio_proj_out = nn.Linear(audio_dim, audio_out_channels)
         self.gradient_checkpointing = False
+
+    @property
+    def text_widths(self) -> tuple[int, int]:
+        """Width of the video and audio text contexts the forward takes: ``caption_channels`` for both (LTX-2.0),
+        or each stream's width when ``use_prompt_embeddings=False`` (LTX-2.3: 4096 / 2048)."""
+        c = self.config
+        if c.use_prompt_embeddings:
+            return c.caption_channels, c.caption_channels
+        return c.cross_attention_dim, c.audio_cross_attention_dim
 
     # ------------------------------------------------------------------------------------------------------------
     # Coordinates and RoPE
@@ -417,23 +278,40 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         x: torch.Tensor,
         context: torch.Tensor,
         context_mask: torch.Tensor | None,
+        timestep: torch.Tensor,
         sigma: torch.Tensor,
         rotary: RotaryTable,
         prefix: str,
     ) -> tuple[StreamState, Modulation]:
-        """Input projection, text projection and AdaLN of one stream; returns its state and output-head AdaLN."""
+        """Input projection, text projection and AdaLN of one stream; returns its state and output-head AdaLN.
+
+        ``timestep`` is the stream's σ per sample ``[B]`` or per token ``[B, T]``; ``sigma`` its per-sample σ ``[B]``.
+        """
         proj_in = getattr(self, f"{prefix}proj_in")
         project_text = getattr(self, f"{prefix}caption_projection")
         time_embed = getattr(self, f"{prefix}time_embed")
         scale = self.config.timestep_scale_multiplier
         index = None
-        if sigma.ndim == 2:  # per token: one AdaLN evaluation per distinct σ
-            sigma, index = torch.unique(sigma, return_inverse=True)
-        modulation, embedded = time_embed(sigma * scale, x.dtype)  # [N, 6, D], [N, D]
+        if timestep.ndim == 2:  # per token: one AdaLN evaluation per distinct σ
+            timestep, index = torch.unique(timestep, return_inverse=True)
+        modulation, embedded = time_embed(timestep * scale, x.dtype)  # [N, 6 or 9, D], [N, D]
         head = Modulation(embedded.unsqueeze(1).expand(-1, 2, -1), index)
-        state = StreamState(proj_in(x), project_text(context), context_mask, Modulation(modulation, index),
-                            rotary)
+        hidden_states = proj_in(x)  # [B, T, D]
+        if project_text is not None:
+            context = project_text(context)  # [B, L, caption_channels] -> [B, L, D]
+        state = StreamState(hidden_states, context, context_mask, Modulation(modulation, index), rotary,
+                            prompt_modulation=self._prompt_modulation(sigma, prefix, hidden_states))
         return state, head
+
+    def _prompt_modulation(self, sigma: torch.Tensor, prefix: str, x: torch.Tensor) -> Modulation | None:
+        """Text K/V AdaLN of one stream from its own per-sample σ (LTX-2.3); ``None`` when the model has none."""
+        c = self.config
+        if not (c.cross_attn_mod or c.audio_cross_attn_mod):
+            return None
+        prompt_adaln = getattr(self, f"{prefix}prompt_adaln")
+        if prompt_adaln is None:  # use_prompt_adaln_single=False: the per-block tables alone
+            return Modulation(x.new_zeros(1, 2, x.shape[-1]))
+        return Modulation(prompt_adaln(sigma * c.timestep_scale_multiplier, x.dtype)[0])  # [B, 2, D]
 
     def _cross_terms(
         self, other_sigma: torch.Tensor, scale_shift: AdaLayerNormSingle, gate: AdaLayerNormSingle, dtype: torch.dtype
@@ -481,13 +359,15 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
                 column). ``T_v = 0`` runs audio only.
             audio_hidden_states: packed, normalised audio latents ``[B, T_a, audio_in_channels]``; ``None`` or
                 ``T_a = 0`` runs video only (no audio stream, no audio<->video attention), as the reference does.
-            encoder_hidden_states / audio_encoder_hidden_states: text-connector outputs ``[B, L, caption_channels]``
-                for each stream.
+            encoder_hidden_states / audio_encoder_hidden_states: text-connector outputs for each stream,
+                ``[B, L, caption_channels]`` (LTX-2.0), or at the stream's width ``[B, L, cross_attention_dim]`` /
+                ``[B, L, audio_cross_attention_dim]`` when ``use_prompt_embeddings=False`` (LTX-2.3).
             timestep / audio_timestep: the noise level σ in ``[0, 1]`` (not ×1000): a float, ``[B]`` per sample or
                 ``[B, T]`` per token (clean conditioning tokens carry 0). ``audio_timestep`` defaults to the video
                 stream's per-sample σ.
             sigma / audio_sigma: per-sample σ ``[B]`` of each stream. Each stream's audio<->video modulation is driven
-                by the *other* stream's value. Default: the stream's timestep, or its maximum over tokens.
+                by the *other* stream's value, its text K/V modulation (``cross_attn_mod``) by its own. Default: the
+                stream's timestep, or its maximum over tokens.
             encoder_attention_mask / audio_encoder_attention_mask: ``[B, L]`` with 1 for valid text tokens. An
                 all-ones mask (the connectors' registers guarantee one) is dropped, so mask-less kernels can run.
             num_frames / height / width / fps: latent grid and frame rate, used to build ``video_coords`` when they
@@ -524,7 +404,7 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         dtype = hidden_states.dtype
         video = audio = None
         if has_video:
-            ctx = check_context(encoder_hidden_states, batch, c.caption_channels, "encoder_hidden_states")
+            ctx = check_context(encoder_hidden_states, batch, self.text_widths[0], "encoder_hidden_states")
             if video_coords is None:
                 if None in (num_frames, height, width) or num_frames * height * width != video_tokens:
                     raise ValueError(
@@ -538,10 +418,11 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             max_pos = (c.pos_embed_max_pos, c.base_height, c.base_width)
             rotary = self._rotary(video_coords, max_pos, c.cross_attention_dim, c.num_attention_heads, dtype)
             mask = text_bias(encoder_attention_mask, ctx, dtype)
-            video, video_head = self._stream(hidden_states, ctx, mask, t_video, rotary, "")
+            video, video_head = self._stream(hidden_states, ctx, mask, t_video, v_sigma, rotary, "")
         if has_audio:
             a_dtype = audio_hidden_states.dtype
-            ctx = check_context(audio_encoder_hidden_states, batch, c.caption_channels, "audio_encoder_hidden_states")
+            ctx = check_context(audio_encoder_hidden_states, batch, self.text_widths[1],
+                                "audio_encoder_hidden_states")
             t_audio = (v_sigma if audio_timestep is None
                        else check_sigma(audio_timestep, batch, audio_tokens, "audio_timestep", ctx.device))
             a_sigma = per_sample(t_audio) if audio_sigma is None else check_sigma(
@@ -552,7 +433,7 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             rotary = self._rotary(audio_coords, (c.audio_pos_embed_max_pos,), c.audio_cross_attention_dim,
                                   c.audio_num_attention_heads, a_dtype)
             mask = text_bias(audio_encoder_attention_mask, ctx, a_dtype)
-            audio, audio_head = self._stream(audio_hidden_states, ctx, mask, t_audio, rotary, "audio_")
+            audio, audio_head = self._stream(audio_hidden_states, ctx, mask, t_audio, a_sigma, rotary, "audio_")
 
         isolate = batch_flag(isolate_modalities, batch, "isolate_modalities")
         stg_blocks = set(spatio_temporal_guidance_blocks or ())
