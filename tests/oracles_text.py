@@ -119,7 +119,7 @@ def ltxcore_processor(header: dict, layers: tuple[int, int] = (2, 2), registers:
 def original_state_dict(processor: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The processor's weights under their single-file names (checked against ltx-core's own loader mapping)."""
     lc = _ltx_core()
-    ours = {"feature_extractor.aggregate_embed.": TEXT_PROJECTION_PREFIX + "aggregate_embed.",
+    ours = {"feature_extractor.": TEXT_PROJECTION_PREFIX,  # aggregate_embed (2.0), {video,audio}_aggregate_embed
             "video_connector.": "model.diffusion_model.video_embeddings_connector.",
             "audio_connector.": "model.diffusion_model.audio_embeddings_connector."}
     original = {}

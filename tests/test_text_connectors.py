@@ -175,8 +175,8 @@ def test_bad_inputs_raise_clear_errors(case, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"video_gated_attn": True}, "LTX-2.3"),
-    ({"per_modality_projections": True}, "LTX-2.3"),
+    ({"per_modality_projections": True}, "video connector width 2 x 16 = 32 must equal video_hidden_dim=4096"),
+    ({"per_modality_projections": True, "video_hidden_dim": 32}, "audio connector .* audio_hidden_dim=2048"),
     ({"video_connector_num_attention_heads": 3}, "must equal caption_channels=32"),
     ({"audio_connector_num_learnable_registers": None}, "Both connectors must use learnable registers"),
     ({"rope_type": "spiral"}, "rope_type must be one of"),

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .common import inverted, rename_parts, select_and_rename
+from .text import uses_v2_text_projection
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
 CONNECTOR_PARTS = ("video_embeddings_connector", "audio_embeddings_connector")
@@ -69,34 +70,6 @@ def convert_transformer_state_dict(
                              f"starts with {prefix!r}", expected)
 
 
-# The header keys that move the caption projection out of the transformer (LTX-2.3), with the only values ltx-core
-# 1.0.0 implements; a header has all four or none.
-CAPTION_PROJECTION_IN_CONNECTORS: dict[str, bool] = {
-    "caption_proj_before_connector": True,
-    "caption_projection_first_linear": False,
-    "caption_proj_input_norm": False,
-    "caption_projection_second_linear": False,
-}
-
-
-def caption_projection_in_connectors(header: Mapping[str, Any]) -> bool:
-    """Whether the header describes LTX-2.3's text path (no caption projection in the transformer): all four
-    :data:`CAPTION_PROJECTION_IN_CONNECTORS` keys with their values (``True``) or none of them (``False``)."""
-    present = [k for k in CAPTION_PROJECTION_IN_CONNECTORS if k in header]
-    if not present:
-        return False
-    missing = [k for k in CAPTION_PROJECTION_IN_CONNECTORS if k not in header]
-    if missing:
-        raise ValueError(f"The header has {', '.join(present)} but not {', '.join(missing)}: the LTX-2.3 text path "
-                         f"needs all four of {CAPTION_PROJECTION_IN_CONNECTORS} (LTX-2.0 headers have none).")
-    wrong = [f"{k}={header[k]!r} (expected {v!r})" for k, v in CAPTION_PROJECTION_IN_CONNECTORS.items()
-             if header[k] != v]
-    if wrong:
-        raise ValueError(f"Unknown text-projection layout in the header: {', '.join(wrong)}; only LTX-2.0 (none of "
-                         f"these keys) and LTX-2.3 ({CAPTION_PROJECTION_IN_CONNECTORS}) are implemented.")
-    return True
-
-
 def _switch(header: Mapping[str, Any], key: str, in_tensors: bool, evidence: str) -> bool:
     """A boolean header switch (absent = ``False``, as in ltx-core), checked against the tensors it implies."""
     value = header.get(key, False)
@@ -123,7 +96,7 @@ def transformer_config_from_original(header: Mapping[str, Any], state_dict: Mapp
     audio_in = state_dict[prefix + "audio_patchify_proj.weight"].shape[1]
     layers = {int(k[len(prefix):].split(".")[1]) for k in state_dict if k.startswith(prefix + "transformer_blocks.")}
     caption_key = prefix + "caption_projection.linear_1.weight"
-    use_prompt_embeddings = not caption_projection_in_connectors(h)
+    use_prompt_embeddings = not uses_v2_text_projection(h)
     if use_prompt_embeddings != (caption_key in state_dict):
         raise ValueError(f"The header's caption_proj* keys say the caption projection is "
                          f"{'in the transformer' if use_prompt_embeddings else 'in the text connectors'} but the "

@@ -27,6 +27,12 @@ def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
+def gate_heads(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per-head output gate ``2 sigmoid(logits)`` (1 at zero logits) on ``x [B, T, H * d]``; ``logits [B, T, H]``."""
+    gates = 2.0 * torch.sigmoid(logits)  # [B, T, H]
+    return (x.unflatten(-1, (logits.shape[-1], -1)) * gates[..., None]).flatten(-2)  # [B, T, H * d]
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """AdaLN modulation ``x (1 + scale) + shift``."""
     return x * (1 + scale) + shift
@@ -38,15 +44,6 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 10
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t[:, None].float() * freqs[None]  # [N, half]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-def gate_heads(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Per-head output gate ``2 sigmoid(logits)``: ``x [B, T, H*d]``, ``logits [B, T, H]`` -> ``[B, T, H*d]``.
-
-    Zero logits leave ``x`` unchanged (``2 sigmoid(0) = 1``).
-    """
-    gates = 2.0 * torch.sigmoid(logits)  # [B, T, H]
-    return (x.unflatten(-1, (logits.shape[-1], -1)) * gates.unsqueeze(-1)).flatten(-2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -159,7 +156,7 @@ class LTX2AttnProcessor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         value = attn.to_v(context)  # [B, S, inner]
         if value_only is True:  # STG on every sample: the attention map is replaced by identity
-            return attn.to_out(self._gated(attn, value, hidden_states))
+            return attn.to_out(attn.gate(value, hidden_states))
 
         query = attn.norm_q(attn.to_q(hidden_states))
         key = attn.norm_k(attn.to_k(context))
@@ -180,23 +177,15 @@ class LTX2AttnProcessor:
         if isinstance(value_only, torch.Tensor):  # per-sample STG: 1 = perturb this sample
             keep = (1 - value_only.to(out.dtype)).view(-1, 1, 1)
             out = out * keep + value * (1 - keep)
-        return attn.to_out(self._gated(attn, out, hidden_states))
-
-    @staticmethod
-    def _gated(attn: LTX2Attention, out: torch.Tensor, query_input: torch.Tensor) -> torch.Tensor:
-        """Applies the per-head gate of a gated attention (LTX-2.3); the gate reads the attention's query input."""
-        if attn.to_gate_logits is None:
-            return out
-        return gate_heads(out, attn.to_gate_logits(query_input))
+        return attn.to_out(attn.gate(out, hidden_states))
 
 
 class LTX2Attention(nn.Module, AttentionModuleMixin):
     """Multi-head attention with RMSNorm over the whole q/k width, RoPE after the norms, and biases.
 
     Query width ``query_dim`` and key/value width ``context_dim`` may differ from the ``heads * dim_head`` inner
-    width (the audio<->video attentions run at the audio width). With ``apply_gated_attention`` (LTX-2.3) a
-    ``to_gate_logits`` projection of the query input scales each head's output by ``2 sigmoid(logit)`` before
-    ``to_out``.
+    width (the audio<->video attentions run at the audio width). With ``apply_gated_attention`` (LTX-2.3) each
+    head's output is scaled by ``2 sigmoid(to_gate_logits(x))``, ``x`` the query input, before ``to_out``.
     """
 
     _default_processor_cls = LTX2AttnProcessor
@@ -223,8 +212,14 @@ class LTX2Attention(nn.Module, AttentionModuleMixin):
         self.to_k = nn.Linear(context_dim, inner, bias=bias)
         self.to_v = nn.Linear(context_dim, inner, bias=bias)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim, bias=out_bias))
-        self.to_gate_logits = nn.Linear(query_dim, heads) if apply_gated_attention else None
+        self.to_gate_logits = nn.Linear(query_dim, heads, bias=True) if apply_gated_attention else None
         self.set_processor(self._default_processor_cls())
+
+    def gate(self, out: torch.Tensor, query_input: torch.Tensor) -> torch.Tensor:
+        """``out [B, T, inner]`` scaled per head by the output gate (unchanged without one)."""
+        if self.to_gate_logits is None:
+            return out
+        return gate_heads(out, self.to_gate_logits(query_input))
 
     def forward(
         self,

@@ -176,7 +176,7 @@ def object_identity(obj: object) -> int | tuple[str, int]:
 
 
 class PromptEmbeddingCache:
-    """Least-recently-used store of one prompt's ``(video [T, D], audio [T, D], mask [T])`` embeddings.
+    """Least-recently-used store of one prompt's ``(video [T, Dv], audio [T, Da], mask [T])`` embeddings.
 
     Keys are ``(prompt, max_sequence_length, text encoder, tokenizer, connectors)`` identities. Changing weights in
     place (e.g. fusing a LoRA into the connectors) does not change an identity: call :meth:`clear` afterwards.
@@ -223,17 +223,25 @@ class PromptEmbeddingCache:
 
 
 def check_text_embeddings(
-    embeds: LTX2TextEmbeddings | Sequence[torch.Tensor], width: int, name: str
+    embeds: LTX2TextEmbeddings | Sequence[torch.Tensor], widths: tuple[int, int], name: str
 ) -> LTX2TextEmbeddings:
-    """User-supplied embeddings -> :class:`LTX2TextEmbeddings`, or a ``ValueError`` saying what to pass."""
-    hint = (f"{name} must be the LTX2TextEmbeddings(video_embeds [B, T, {width}], audio_embeds [B, T, {width}], "
-            f"attention_mask [B, T]) returned by encode_prompt")
+    """User-supplied embeddings -> :class:`LTX2TextEmbeddings`, or a ``ValueError`` saying what to pass.
+
+    ``widths`` are the connectors' ``(video, audio)`` embedding widths (:attr:`LTX2TextConnectors.embedding_dims`).
+    """
+    video_width, audio_width = widths
+    hint = (f"{name} must be the LTX2TextEmbeddings(video_embeds [B, T, {video_width}], audio_embeds [B, T, "
+            f"{audio_width}], attention_mask [B, T]) returned by encode_prompt with these connectors")
     if not isinstance(embeds, (tuple, list)) or len(embeds) != 3 or not all(
             isinstance(t, torch.Tensor) for t in embeds):
         raise ValueError(f"{hint}; got {type(embeds).__name__}.")
     video, audio, mask = embeds
-    if video.ndim != 3 or video.shape[-1] != width or audio.shape != video.shape or mask.shape != video.shape[:2]:
+    if video.ndim != 3 or video.shape[-1] != video_width or audio.shape != (*video.shape[:2], audio_width) or \
+            mask.shape != video.shape[:2]:
         raise ValueError(f"{hint}; got shapes {tuple(video.shape)}, {tuple(audio.shape)}, {tuple(mask.shape)}.")
+    if not (video.is_floating_point() and audio.is_floating_point()) or not bool(
+            torch.isfinite(video).all() & torch.isfinite(audio).all()):
+        raise ValueError(f"{hint}; its video_embeds/audio_embeds must be finite floating-point tensors.")
     return LTX2TextEmbeddings(video, audio, mask)
 
 
@@ -333,7 +341,8 @@ class LTX2PromptEncoder:
             device / dtype: of the returned tensors (default: where and how the connectors computed them).
 
         Returns:
-            :class:`LTX2TextEmbeddings` with ``[B, T, D]`` video and audio embeddings and a ``[B, T]`` mask.
+            :class:`LTX2TextEmbeddings` with ``[B, T, Dv]`` video and ``[B, T, Da]`` audio embeddings (the
+            connectors' :attr:`~LTX2TextConnectors.embedding_dims`) and a ``[B, T]`` mask.
         """
         prompts = check_prompts(prompt)
         length = check_max_sequence_length(
@@ -384,19 +393,19 @@ class LTX2PromptEncoder:
             raise ValueError(f"num_videos_per_prompt must be a positive integer, got {num_videos_per_prompt!r}.")
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Pass exactly one of prompt and prompt_embeds.")
-        width = self.connectors.config.caption_channels
+        widths = self.connectors.embedding_dims
         # 1. Check every input before any compute
         prompts = None
         if prompt_embeds is None:
             prompts = check_prompts(prompt)
             batch = len(prompts)
         else:
-            prompt_embeds = check_text_embeddings(prompt_embeds, width, "prompt_embeds")
+            prompt_embeds = check_text_embeddings(prompt_embeds, widths, "prompt_embeds")
             batch = prompt_embeds.video_embeds.shape[0]
         negatives = None
         if do_classifier_free_guidance:
             if negative_prompt_embeds is not None:
-                negative_prompt_embeds = check_text_embeddings(negative_prompt_embeds, width,
+                negative_prompt_embeds = check_text_embeddings(negative_prompt_embeds, widths,
                                                                "negative_prompt_embeds")
             else:
                 negatives = check_prompts("" if negative_prompt is None else negative_prompt, "negative_prompt")
@@ -417,9 +426,11 @@ class LTX2PromptEncoder:
         negative = None
         if do_classifier_free_guidance:
             negative = _rows(encoded, split, None) if negatives else _to(negative_prompt_embeds, device, dtype)
-            if negative.video_embeds.shape != positive.video_embeds.shape:
-                raise ValueError(f"negative_prompt_embeds have shape {tuple(negative.video_embeds.shape)} but "
-                                 f"prompt_embeds have {tuple(positive.video_embeds.shape)}; they must match.")
+            for field in ("video_embeds", "audio_embeds"):
+                got, want = getattr(negative, field).shape, getattr(positive, field).shape
+                if got != want:
+                    raise ValueError(f"negative_prompt_embeds.{field} has shape {tuple(got)} but prompt_embeds."
+                                     f"{field} has {tuple(want)}; they must match.")
 
         def repeat(e: LTX2TextEmbeddings) -> LTX2TextEmbeddings:
             return LTX2TextEmbeddings(*(t.repeat_interleave(num_videos_per_prompt, dim=0) for t in e))

@@ -93,3 +93,30 @@ def tiny_connectors_config(hidden_size: int = 32, num_layers: int = 2, num_regis
         audio_connector_attention_head_dim=hidden_size // 2,
         audio_connector_num_learnable_registers=num_registers,
     )
+
+
+def tiny_ltx23_connectors_config(
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_registers: int = 8,
+    video_hidden_dim: int = 48,
+    audio_hidden_dim: int = 16,
+) -> dict[str, Any]:
+    """LTX-2.3-style ``LTX2TextConnectors`` keyword arguments matching :func:`tiny_gemma3`: per-token RMS features,
+    biased per-stream projections to ``video_hidden_dim`` / ``audio_hidden_dim`` (two heads each), gated attention,
+    split RoPE."""
+    if video_hidden_dim % 4 or audio_hidden_dim % 4:
+        raise ValueError(f"video_hidden_dim and audio_hidden_dim must be multiples of 4 (two heads with split RoPE), "
+                         f"got {video_hidden_dim} and {audio_hidden_dim}.")
+    return dict(
+        tiny_connectors_config(hidden_size, num_layers, num_registers),
+        video_connector_attention_head_dim=video_hidden_dim // 2,
+        audio_connector_attention_head_dim=audio_hidden_dim // 2,
+        video_gated_attn=True,
+        audio_gated_attn=True,
+        rope_type="split",
+        per_modality_projections=True,
+        video_hidden_dim=video_hidden_dim,
+        audio_hidden_dim=audio_hidden_dim,
+        proj_bias=True,
+    )
