@@ -43,14 +43,16 @@ def kaiser_sinc_filter1d(cutoff: float, half_width: float, kernel_size: int) -> 
     """``[kernel_size]`` Kaiser-windowed sinc low-pass, ``cutoff`` in cycles per sample (0 .. 0.5), taps summing to 1.
 
     Taps sit symmetrically around the kernel's centre (half-integer positions for an even size); ``cutoff == 0``
-    gives all zeros.
+    gives all zeros. Always float32 (``from_pretrained(torch_dtype=...)`` builds models under another default dtype).
     """
     if not 0.0 <= cutoff <= 0.5:
         raise ValueError(f"cutoff must be in [0, 0.5] cycles per sample, got {cutoff}.")
-    window = torch.kaiser_window(kernel_size, periodic=False, beta=kaiser_beta(kernel_size // 2, half_width))
-    position = torch.arange(kernel_size) - (kernel_size - 1) / 2  # [K]
+    f32 = torch.float32
+    beta = kaiser_beta(kernel_size // 2, half_width)
+    window = torch.kaiser_window(kernel_size, periodic=False, beta=beta, dtype=f32)
+    position = torch.arange(kernel_size, dtype=f32) - (kernel_size - 1) / 2  # [K]
     if cutoff == 0.0:
-        return torch.zeros(kernel_size)
+        return torch.zeros(kernel_size, dtype=f32)
     taps = 2 * cutoff * window * torch.sinc(2 * cutoff * position)
     return taps / taps.sum()
 
@@ -58,9 +60,10 @@ def kaiser_sinc_filter1d(cutoff: float, half_width: float, kernel_size: int) -> 
 def hann_sinc_filter1d(ratio: int, rolloff: float = 0.99, zero_crossings: int = 6) -> torch.Tensor:
     """``[2 · width · ratio + 1]`` interpolation filter of a ×``ratio`` resampler, ``width = ceil(zero_crossings /
     rolloff)``: a sinc with its cutoff at ``rolloff`` × the input Nyquist rate under a squared-cosine (Hann) window
-    that reaches zero after ``zero_crossings`` crossings (torchaudio's ``sinc_interp_hann`` design)."""
+    that reaches zero after ``zero_crossings`` crossings (torchaudio's ``sinc_interp_hann`` design). Float32."""
     width = math.ceil(zero_crossings / rolloff)
-    time = (torch.arange(2 * width * ratio + 1) / ratio - width) * rolloff  # input samples × rolloff
+    taps = torch.arange(2 * width * ratio + 1, dtype=torch.float32)
+    time = (taps / ratio - width) * rolloff  # in input samples, × rolloff
     window = torch.cos(time.clamp(-zero_crossings, zero_crossings) * math.pi / zero_crossings / 2) ** 2
     return torch.sinc(time) * window * rolloff / ratio
 
