@@ -99,6 +99,12 @@ def antialias_reach(ratio: int, kernel_size: int) -> float:
     return upsample_reach(ratio, kernel_size) + downsample_reach(ratio, kernel_size)
 
 
+def replicate_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """``F.pad(x, (left, right), mode="replicate")`` on the last dim, as one concatenation (several times faster on
+    CPU than the padding kernel for long sequences)."""
+    return torch.cat([x[..., :1].expand(*x.shape[:-1], left), x, x[..., -1:].expand(*x.shape[:-1], right)], dim=-1)
+
+
 def same_conv_reach(kernel_size: int, dilation: int = 1) -> int:
     """Reach of a stride-1 ``padding="same"`` convolution (the larger side for even spans)."""
     span = dilation * (kernel_size - 1)
@@ -136,7 +142,7 @@ class UpSample1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
-        x = F.pad(x, (self.pad, self.pad), mode="replicate")  # [B, C, N + 2·pad]
+        x = replicate_pad(x, self.pad, self.pad)  # [B, C, N + 2·pad]
         taps = self.filter.to(x).expand(channels, -1, -1)
         x = self.ratio * F.conv_transpose1d(x, taps, stride=self.ratio, groups=channels)
         return x[..., self.crop_left:x.shape[-1] - self.crop_right]  # [B, C, N·ratio]
@@ -154,7 +160,7 @@ class DownSample1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
-        x = F.pad(x, (self.pad_left, self.pad_right), mode="replicate")
+        x = replicate_pad(x, self.pad_left, self.pad_right)
         return F.conv1d(x, self.filter.to(x).expand(channels, -1, -1), stride=self.ratio, groups=channels)
 
 
@@ -175,7 +181,7 @@ class SnakeBeta(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha.exp()[:, None]  # [C, 1]
         amplitude = self.beta.exp()[:, None] if self.beta is not None else alpha
-        return x + torch.sin(x * alpha).pow(2) / (amplitude + 1e-9)
+        return x + torch.sin(x * alpha).pow(2) * (1.0 / (amplitude + 1e-9))
 
 
 class AntiAliasAct1d(nn.Module):
