@@ -9,6 +9,12 @@ from ltx2_diffusers.models.vocoder_ltx2 import LTX2Vocoder, vocoder_context_fram
 from .oracles_audio import TINY_VOCODER, diffusers_vocoder, random_init_
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Long sequences through narrow convolutions: on a shared 2-core machine one thread is many times faster."""
+    torch.set_num_threads(1)
+
+
 def _tiny(**config) -> LTX2Vocoder:
     return random_init_(LTX2Vocoder(**{**TINY_VOCODER, **config}), seed=4).eval()
 
