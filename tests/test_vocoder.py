@@ -9,6 +9,12 @@ from ltx2_diffusers.models.vocoder_ltx2 import LTX2Vocoder, vocoder_context_fram
 from .oracles_audio import TINY_VOCODER, diffusers_vocoder, random_init_
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Long sequences through narrow convolutions: on a shared 2-core machine one thread is many times faster."""
+    torch.set_num_threads(1)
+
+
 def _tiny(**config) -> LTX2Vocoder:
     return random_init_(LTX2Vocoder(**{**TINY_VOCODER, **config}), seed=4).eval()
 
@@ -100,11 +106,12 @@ def test_bad_input(mel):
 
 
 @pytest.mark.parametrize("config, match", [
-    ({"act_fn": "snakebeta"}, "LTX-2.0 HiFi-GAN"),
-    ({"antialias": True}, "LTX-2.0 HiFi-GAN"),
-    ({"upsample_factors": [6, 5, 2, 2]}, "same length"),
-    ({"resnet_dilations": [[1, 3, 5]] * 2}, "same length"),
-    ({"hidden_channels": 48}, "divisible"),
+    ({"act_fn": "gelu"}, "act_fn must be one of"),
+    ({"antialias": True}, "antialias=True needs act_fn"),
+    ({"act_fn": "snakebeta", "antialias_kernel_size": 1}, "antialias_ratio <= antialias_kernel_size"),
+    ({"upsample_factors": [6, 5, 2, 2]}, "same, non-zero length"),
+    ({"resnet_dilations": [[1, 3, 5]] * 2}, "same, non-zero length"),
+    ({"hidden_channels": 16}, "at least 32"),
     ({"final_act_fn": "sigmoid"}, "final_act_fn"),
 ])
 def test_bad_config(config, match):
@@ -117,3 +124,39 @@ def test_bad_tiling():
         _tiny().enable_tiling(0)
     with pytest.raises(ValueError, match="line up"):
         _tiny(upsample_kernel_sizes=[16, 15, 8, 4, 5]).enable_tiling()
+
+
+# configs diffusers' LTX2Vocoder accepts beyond LTX-2.0 (issue 15): same structure, names and numbers
+DIFFUSERS_CONFIGS = {
+    "width-not-divisible": dict(hidden_channels=100),  # 100 -> 50 -> 25 -> 12 -> 6 -> 3 (floor halving)
+    "bigvgan": dict(hidden_channels=32, act_fn="snakebeta", antialias=True, final_act_fn=None, final_bias=False,
+                    upsample_factors=[5, 2, 2], upsample_kernel_sizes=[11, 4, 4]),
+    "snake-no-antialias": dict(hidden_channels=24, act_fn="snake", upsample_factors=[4, 2],
+                               upsample_kernel_sizes=[8, 4], resnet_kernel_sizes=[3, 5],
+                               resnet_dilations=[[1, 2]] * 2),
+}
+
+
+@pytest.mark.parametrize("name", list(DIFFUSERS_CONFIGS))
+def test_configs_diffusers_accepts_have_the_same_meaning(name):
+    reference = diffusers_vocoder(**DIFFUSERS_CONFIGS[name])
+    ours = LTX2Vocoder(**reference.config).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    mel = torch.randn(1, 2, 23, 64, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        expected = reference(mel)
+        assert expected.shape == (1, 2, 23 * ours.upsample_factor)
+        assert (ours(mel) - expected).abs().max() <= 1e-4
+
+
+def test_bigvgan_chunked_vocoding_equals_the_whole_run():
+    model = _tiny(**DIFFUSERS_CONFIGS["bigvgan"])
+    assert vocoder_context_frames([5, 2, 2], [11, 4, 4], [3, 7, 11], [[1, 3, 5]] * 3, activation_reach=6.0,
+                                  final_activation_reach=6.0) == model._context == 42  # 40.65 frames rounded up, +1
+    mel = torch.randn(1, 2, 130, 64)
+    with torch.no_grad():
+        whole = model(mel)
+        model.enable_tiling(tile_mel_frames=45)
+        assert (model(mel) - whole).abs().max() <= 1e-5
+        model._context = 3  # the anti-aliasing filters reach further than plain convolutions
+        assert (model(mel) - whole).abs().max() > 1e-4

@@ -1,9 +1,12 @@
 """Original LTX-2 single file -> diffusers-format audio VAE and vocoder: rename tables, configs, strict apply.
 
 The single file stores the audio VAE under ``audio_vae.`` (``encoder.*``, ``decoder.*`` and one shared
-``per_channel_statistics``) and the LTX-2.0 HiFi-GAN vocoder under ``vocoder.``. The audio VAE keeps its names except
-for the statistics; the vocoder renames four name parts. LTX-2.3's vocoder with bandwidth extension
-(``vocoder.vocoder.*``, ``vocoder.bwe_generator.*``, ``vocoder.mel_stft.*``) is rejected with a clear error.
+``per_channel_statistics``) and the vocoder under ``vocoder.``. The audio VAE keeps its names except for the
+statistics. LTX-2.0's HiFi-GAN vocoder renames four name parts. LTX-2.3's BigVGAN-v2 + bandwidth extension
+(``vocoder.vocoder.*``, ``vocoder.bwe_generator.*``, ``vocoder.mel_stft.*``, announced by a nested
+``{"vocoder", "bwe"}`` header block) renames the same parts inside both generators plus ``act_post -> act_out``,
+and drops the ``lowpass`` level of ``downsample.lowpass.filter``; its ``mel_stft`` buffers keep their names.
+Renames act on whole name parts, so ``ups`` never touches ``upsample``.
 """
 
 from __future__ import annotations
@@ -36,9 +39,20 @@ VOCODER_RENAMES: dict[str, str] = {
     "resblocks": "resnets",
     "conv_post": "conv_out",
 }
-_BWE_PARTS = ("vocoder", "bwe_generator", "mel_stft")
+# inside the two generators of LTX-2.3's vocoder (``vocoder.vocoder.*``, ``vocoder.bwe_generator.*``)
+BWE_GENERATOR_RENAMES: dict[str, str] = {**VOCODER_RENAMES, "act_post": "act_out"}
+BWE_GENERATORS = ("vocoder", "bwe_generator")
+BWE_MEL_STFT = "mel_stft"
+# header keys of the nested LTX-2.3 block that the tensors cannot tell (never defaulted)
+BWE_REQUIRED_HEADER_KEYS: tuple[str, ...] = (
+    "vocoder.upsample_rates", "vocoder.resblock_dilation_sizes", "bwe.upsample_rates", "bwe.resblock_dilation_sizes",
+    "bwe.hop_length", "bwe.input_sampling_rate", "bwe.output_sampling_rate",
+)
+# what ltx-core 1.0.0 checks in both nested blocks
+BWE_REQUIRED_VALUES: dict[str, Any] = {"resblock": "AMP1", "stereo": True, "activation": "snakebeta"}
 _INVERSE_AUDIO_VAE = inverted(AUDIO_VAE_RENAMES)
 _INVERSE_VOCODER = inverted(VOCODER_RENAMES)
+_INVERSE_BWE_GENERATOR = inverted(BWE_GENERATOR_RENAMES)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Names
@@ -61,20 +75,29 @@ def original_audio_vae_key(key: str, prefix: str = AUDIO_VAE_PREFIX) -> str:
 
 
 def rename_vocoder_key(key: str, prefix: str = VOCODER_PREFIX) -> str | None:
-    """Diffusers name of an original LTX-2.0 vocoder key, or ``None`` if the key is not a vocoder tensor."""
+    """Diffusers name of an original vocoder key (LTX-2.0 or LTX-2.3), or ``None`` if the key is not a vocoder
+    tensor."""
     if not key.startswith(prefix):
         return None
     parts = key[len(prefix):].split(".")
-    if parts[0] in _BWE_PARTS:
-        raise ValueError(
-            f"{key!r} belongs to LTX-2.3's vocoder with bandwidth extension, which this package does not convert; "
-            f"use an LTX-2.0 checkpoint."
-        )
+    if parts[0] == BWE_MEL_STFT:
+        return ".".join(parts)
+    if parts[0] in BWE_GENERATORS:
+        inner = [p for i, p in enumerate(parts[1:]) if not (p == "lowpass" and parts[i] == "downsample")]
+        return parts[0] + "." + rename_parts(inner, BWE_GENERATOR_RENAMES)
     return rename_parts(parts, VOCODER_RENAMES)
 
 
 def original_vocoder_key(key: str, prefix: str = VOCODER_PREFIX) -> str:
     """Inverse of :func:`rename_vocoder_key`."""
+    parts = key.split(".")
+    if parts[0] == BWE_MEL_STFT:
+        return prefix + key
+    if parts[0] in BWE_GENERATORS:
+        inner = rename_parts(parts[1:], _INVERSE_BWE_GENERATOR).split(".")
+        if len(inner) > 1 and inner[-2:] == ["downsample", "filter"]:
+            inner.insert(len(inner) - 1, "lowpass")
+        return prefix + parts[0] + "." + ".".join(inner)
     return prefix + rename_parts(key, _INVERSE_VOCODER)
 
 
@@ -162,11 +185,19 @@ def vocoder_config_from_original(
 ) -> dict[str, Any]:
     """Diffusers vocoder config from the original header's ``vocoder`` block and the tensors' shapes.
 
-    Strides and dilations cannot be read from shapes and come from the header (LTX-2.0 values when absent); the
-    input width is read from ``conv_pre`` (ltx-core hard-wires it to 128).
+    A nested ``{"vocoder", "bwe"}`` block (LTX-2.3) gives an ``LTX2VocoderWithBWE`` config (see
+    :func:`bwe_vocoder_config_from_original`); a flat block the LTX-2.0 ``LTX2Vocoder`` config: strides and dilations
+    cannot be read from shapes and come from the header (LTX-2.0 values when absent); the input width is read from
+    ``conv_pre`` (ltx-core hard-wires it to 128). :func:`vocoder_model_class` names the class.
     """
-    if "bwe" in header or header.get("resblock", "1") != "1":
-        raise ValueError("Only the LTX-2.0 vocoder (resblock '1', no 'bwe' block) is supported.")
+    if "bwe" in header:
+        return bwe_vocoder_config_from_original(header, state_dict, prefix)
+    if header.get("resblock", "1") != "1":
+        raise ValueError(
+            f"unknown vocoder variant: the header's vocoder block has resblock {header.get('resblock')!r} and no "
+            f"'bwe' block. Supported: the LTX-2.0 vocoder (resblock '1') and LTX-2.3's nested 'vocoder' + 'bwe' "
+            f"blocks (resblock 'AMP1')."
+        )
     sd = state_dict
     p = prefix
     hidden, in_channels = sd[p + "conv_pre.weight"].shape[:2]
@@ -186,4 +217,94 @@ def vocoder_config_from_original(
         "final_act_fn": "tanh" if header.get("use_tanh_at_final", True) else "clamp",
         "final_bias": p + "conv_post.bias" in sd,
         "output_sampling_rate": header.get("output_sampling_rate", 24000),
+    }
+
+
+def vocoder_model_class(header: Mapping[str, Any]) -> type:
+    """The class a vocoder header block converts to: ``LTX2VocoderWithBWE`` for a nested ``bwe`` block (LTX-2.3),
+    else ``LTX2Vocoder``."""
+    from ..models.vocoder_bwe_ltx2 import LTX2VocoderWithBWE
+    from ..models.vocoder_ltx2 import LTX2Vocoder
+
+    return LTX2VocoderWithBWE if "bwe" in header else LTX2Vocoder
+
+
+def _header_value(block: Mapping[str, Any], key: str, where: str) -> Any:  # noqa: ANN401
+    if key not in block:
+        raise ValueError(f"the checkpoint header lacks {where}[{key!r}], which the tensors cannot tell; pass an "
+                         f"unmodified original LTX-2.3 checkpoint.")
+    return block[key]
+
+
+def _bwe_generator_config(block: Mapping[str, Any], sd: Mapping[str, torch.Tensor], stem: str, where: str
+                          ) -> dict[str, Any]:
+    """``LTX2Vocoder`` arguments of one BigVGAN-v2 generator (AMP blocks, anti-aliased SnakeBeta) under ``stem``."""
+    for key, expected in BWE_REQUIRED_VALUES.items():
+        if block.get(key) != expected:
+            raise ValueError(
+                f"unknown LTX-2.3 vocoder variant: {where}[{key!r}] is {block.get(key)!r}, the BigVGAN-v2 + "
+                f"bandwidth-extension vocoder has {expected!r} (ltx-core 1.0.0 checks {dict(BWE_REQUIRED_VALUES)} in "
+                f"both nested blocks)."
+            )
+    if stem + "conv_pre.weight" not in sd:
+        raise ValueError(f"no {stem}conv_pre.weight in the checkpoint: the header announces LTX-2.3's vocoder with "
+                         f"bandwidth extension, the tensors do not hold it.")
+    hidden, in_channels = sd[stem + "conv_pre.weight"].shape[:2]
+    stages = _indices(sd, stem + "ups.")
+    per_stage = len(_indices(sd, stem + "resblocks.")) // max(len(stages), 1)
+    factors = [int(f) for f in _header_value(block, "upsample_rates", where)]
+    dilations = [[int(d) for d in ds] for ds in _header_value(block, "resblock_dilation_sizes", where)]
+    if len(factors) != len(stages) or len(dilations) != per_stage:
+        raise ValueError(f"{where} lists {len(factors)} upsample rates and {len(dilations)} dilation sets; the "
+                         f"checkpoint has {len(stages)} stages of {per_stage} residual blocks under {stem!r}.")
+    return {
+        "in_channels": in_channels,
+        "hidden_channels": hidden,
+        "out_channels": sd[stem + "conv_post.weight"].shape[0],
+        "upsample_kernel_sizes": [sd[stem + f"ups.{i}.weight"].shape[2] for i in stages],
+        "upsample_factors": factors,
+        "resnet_kernel_sizes": [sd[stem + f"resblocks.{j}.convs1.0.weight"].shape[2] for j in range(per_stage)],
+        "resnet_dilations": dilations,
+        "act_fn": "snakebeta",
+        "antialias": True,
+        "antialias_ratio": 2,  # ltx-core's Activation1d: x2 up and down
+        "antialias_kernel_size": sd[stem + "act_post.upsample.filter"].shape[-1],
+        "final_bias": stem + "conv_post.bias" in sd,
+    }
+
+
+def bwe_vocoder_config_from_original(
+    header: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], prefix: str = VOCODER_PREFIX
+) -> dict[str, Any]:
+    """``LTX2VocoderWithBWE`` config from LTX-2.3's nested ``{"vocoder": ..., "bwe": ...}`` header block and the
+    tensors' shapes.
+
+    Both blocks must say ``resblock "AMP1"``, ``stereo true``, ``activation "snakebeta"`` (what ltx-core checks).
+    Widths, kernels, the anti-aliasing filter size, biases, the STFT size and mel bins come from the tensors; rates,
+    dilations and the hop from the header. The first stage ends as the reference builds it: ``tanh`` when
+    ``use_tanh_at_final`` (default true) else a clamp to [-1, 1] (diffusers' own converter drops that clamp); the
+    BWE generator never has a final activation. The STFT window is ``n_fft`` long (ltx-core ignores ``win_size``).
+    """
+    first_block, bwe_block = header.get("vocoder", {}), header["bwe"]
+    sd = state_dict
+    first = _bwe_generator_config(first_block, sd, prefix + "vocoder.", "config['vocoder']['vocoder']")
+    second = _bwe_generator_config(bwe_block, sd, prefix + "bwe_generator.", "config['vocoder']['bwe']")
+    n_fft = sd[prefix + "mel_stft.stft_fn.forward_basis"].shape[-1]
+    mels = sd[prefix + "mel_stft.mel_basis"].shape[0]
+    for key, value in (("n_fft", n_fft), ("num_mels", mels)):
+        if key in bwe_block and bwe_block[key] != value:
+            raise ValueError(f"config['vocoder']['bwe'][{key!r}] is {bwe_block[key]!r} but the mel_stft tensors "
+                             f"have {value}.")
+    where = "config['vocoder']['bwe']"
+    return {
+        **first,
+        "final_act_fn": "tanh" if first_block.get("use_tanh_at_final", True) else "clamp",
+        **{"bwe_" + k: v for k, v in second.items()},
+        "bwe_final_act_fn": None,
+        "filter_length": n_fft,
+        "hop_length": _header_value(bwe_block, "hop_length", where),
+        "window_length": n_fft,
+        "num_mel_channels": mels,
+        "input_sampling_rate": _header_value(bwe_block, "input_sampling_rate", where),
+        "output_sampling_rate": _header_value(bwe_block, "output_sampling_rate", where),
     }

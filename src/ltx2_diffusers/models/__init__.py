@@ -13,6 +13,7 @@ from .rope import audio_coordinates, video_coordinates
 from .text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from .tiling import VideoTiling
 from .transformer_ltx2 import LTX2AudioVideoTransformer, LTX2TransformerOutput
+from .vocoder_bwe_ltx2 import LTX2VocoderWithBWE
 from .vocoder_ltx2 import LTX2Vocoder
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "LTX2TextEmbeddings",
     "LTX2TransformerOutput",
     "LTX2Vocoder",
+    "LTX2VocoderWithBWE",
     "audio_coordinates",
     "audio_latent_length",
     "log_mel_spectrogram",

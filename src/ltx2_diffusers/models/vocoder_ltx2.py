@@ -1,19 +1,21 @@
-"""The LTX-2 vocoder: stereo 16 kHz-grid log-mel -> 24 kHz stereo waveform (HiFi-GAN V1, doubled width; §3.3.1).
+"""The LTX-2 vocoder generator: stereo 16 kHz-grid log-mel -> waveform (HiFi-GAN V1 for LTX-2.0, BigVGAN-v2 inside
+LTX-2.3's bandwidth extension; §3.3.1).
 
 The two 64-bin mel channels are stacked into 128 input channels (left channel's bins first). ``conv_in`` (k 7) widens
-them to 1024; five transposed-conv stages upsample by 6·5·2·2·2 = 240 (one 10 ms mel frame -> 240 samples at
-24 kHz) while halving the width, each preceded by LeakyReLU(0.1) and followed by three parallel residual blocks
-(kernels 3, 7, 11; dilations 1, 3, 5) whose outputs are **averaged**. A final LeakyReLU with PyTorch's default slope
-0.01 (not the inner 0.1), ``conv_out`` (k 7) to 2 channels and ``tanh`` give the waveform. The 16 kHz mel caps the
-content at 8 kHz even though the output rate is 24 kHz; ``output_sampling_rate`` in the config is the rate to write
-the audio with.
+them to ``hidden_channels``; transposed-conv stages upsample (LTX-2.0: 6·5·2·2·2 = 240, one 10 ms mel frame -> 240
+samples at 24 kHz) while halving the width (floor division), each followed by parallel residual blocks (kernels 3, 7,
+11; dilations 1, 3, 5) whose outputs are **averaged**; then a final activation, ``conv_out`` (k 7) to 2 channels and
+an optional ``tanh`` / clamp. The activations are either LeakyReLU (LTX-2.0: slope 0.1 before every upsampler and in
+the residual blocks, PyTorch's default 0.01 at the end) or anti-aliased SnakeBeta (BigVGAN-v2, ``act_fn="snakebeta"``:
+no activation before the upsamplers, the final one always anti-aliased). The 16 kHz mel caps the content at 8 kHz
+whatever the output rate; ``output_sampling_rate`` in the config is the rate to write the audio with.
 
 Precision: the vocoder always runs in float32. ``from_pretrained(..., torch_dtype=torch.bfloat16)`` keeps its weights
 in float32 (``_keep_in_fp32_modules``), ``.to(dtype)`` / ``.half()`` / ``.bfloat16()`` leave the dtype alone (device
 moves still happen), and inputs are upcast, so a bf16 pipeline gets a float32 waveform.
 
-Every layer is a fixed-size convolution, so long clips are vocoded exactly in chunks with a symmetric margin that
-covers the receptive field (:meth:`LTX2Vocoder.enable_tiling`).
+Every layer is a fixed-size filter, so long clips are vocoded exactly in chunks with a symmetric margin that covers
+the receptive field, computed from the config (:func:`vocoder_context_frames`, :meth:`LTX2Vocoder.enable_tiling`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from diffusers.utils import logging
 from torch import nn
 
 from .audio_processing import plan_chunks
+from .vocoder_layers import ACTIVATIONS, ResBlock, antialias_reach, make_activation, same_conv_reach
 
 logger = logging.get_logger(__name__)
 
@@ -38,51 +41,80 @@ FINAL_ACTIVATIONS = ("tanh", "clamp", None)
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def vocoder_context_frames(
+def vocoder_reach(
     upsample_factors: list[int],
     upsample_kernel_sizes: list[int],
     resnet_kernel_sizes: list[int],
     resnet_dilations: list[list[int]],
     in_kernel: int = 7,
     out_kernel: int = 7,
-) -> int:
-    """Mel frames on each side that one output sample can depend on, rounded up plus one: the reach of every
-    convolution in samples at its stage, divided by that stage's upsampling so far."""
-    reach = (in_kernel - 1) / 2
+    activation_reach: float = 0.0,
+    final_activation_reach: float = 0.0,
+) -> float:
+    """Mel frames on either side that one output sample can depend on: the reach of every layer in samples at its
+    stage, divided by that stage's upsampling so far. ``activation_reach`` is the reach of each residual-block
+    activation and ``final_activation_reach`` that of the final one, in samples (0 when point-wise)."""
+    reach = float(same_conv_reach(in_kernel))
     rate = 1
-    widest = max(sum(d * (k - 1) // 2 + (k - 1) // 2 for d in dil) for k, dil in
-                 zip(resnet_kernel_sizes, resnet_dilations))  # one residual block: convs1 (dilated) + convs2
+    widest = max(sum(2 * activation_reach + same_conv_reach(k, d) + same_conv_reach(k) for d in dil)
+                 for k, dil in zip(resnet_kernel_sizes, resnet_dilations))  # one residual block
     for factor, kernel in zip(upsample_factors, upsample_kernel_sizes):
         reach += math.ceil(kernel / factor) / rate
         rate *= factor
         reach += widest / rate
-    reach += (out_kernel - 1) / 2 / rate
-    return math.ceil(reach) + 1
+    return reach + (final_activation_reach + same_conv_reach(out_kernel)) / rate
+
+
+def vocoder_context_frames(*args, **kwargs) -> int:
+    """:func:`vocoder_reach` (same arguments) rounded up, plus one frame of slack."""
+    return math.ceil(vocoder_reach(*args, **kwargs)) + 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Layers
+# Shared by the vocoders
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class ResBlock(nn.Module):
-    """HiFi-GAN ResBlock1: ``x += conv2(lrelu(conv1(lrelu(x))))`` for each dilation (``conv1`` dilated)."""
-
-    def __init__(self, channels: int, kernel_size: int, dilations: list[int], negative_slope: float) -> None:
-        super().__init__()
-        self.negative_slope = negative_slope
-        self.convs1 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding="same") for d in dilations
+def mel_channels_first(mel: torch.Tensor, in_channels: int, time_last: bool = False) -> torch.Tensor:
+    """Validates a log-mel ``[B, C, T, M]`` (``[B, C, M, T]`` with ``time_last``), ``C · M = in_channels``, and
+    returns it as ``[B, C · M, T]``, channel-major, in its own dtype."""
+    x = mel
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] * x.shape[3 - time_last] != in_channels or \
+            not x.is_floating_point() or x.shape[2 + time_last] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"the vocoder takes a float mel spectrogram [batch, channels, frames, bins] with channels * bins = "
+            f"{in_channels} (the audio VAE's decode output, e.g. [1, 2, 501, 64]), got {shape}."
         )
-        self.convs2 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, padding="same") for _ in dilations
-        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("the mel spectrogram holds NaN or infinite values; check the audio latents / VAE decode "
+                         "that produced it (the vocoder would turn them into a broken waveform).")
+    x = x if time_last else x.transpose(2, 3)  # [B, C, M, T]
+    return x.flatten(1, 2)  # [B, C·M, T]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for conv1, conv2 in zip(self.convs1, self.convs2):
-            h = conv1(F.leaky_relu(x, self.negative_slope))
-            x = x + conv2(F.leaky_relu(h, self.negative_slope))
-        return x
+
+class Float32Only:
+    """Mixin for a ``ModelMixin`` that must stay in float32: dtype casts are ignored (logged), device moves happen."""
+
+    def to(self, *args, **kwargs):  # noqa: ANN201
+        """``nn.Module.to`` for devices; a cast away from float32 is ignored (logged)."""
+        device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is not None and dtype != torch.float32:
+            logger.info(f"{type(self).__name__} stays in float32 (asked for {dtype}); only the device changes.")
+        if device is None and memory_format is None:
+            return self
+        moves = {"device": device, "non_blocking": non_blocking}
+        if memory_format is not None:
+            moves["memory_format"] = memory_format
+        return super().to(**moves)
+
+    def half(self, *args):  # noqa: ANN201
+        logger.info(f"{type(self).__name__} stays in float32; .half() is ignored.")
+        return self
+
+    def bfloat16(self, *args):  # noqa: ANN201
+        logger.info(f"{type(self).__name__} stays in float32; .bfloat16() is ignored.")
+        return self
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -90,31 +122,33 @@ class ResBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class LTX2Vocoder(ModelMixin, ConfigMixin):
-    r"""LTX-2 (2.0) HiFi-GAN vocoder: log-mel ``[B, 2, T, 64]`` -> waveform ``[B, 2, T · 240]`` at 24 kHz.
+class LTX2Vocoder(Float32Only, ModelMixin, ConfigMixin):
+    r"""LTX-2 vocoder generator: log-mel ``[B, 2, T, 64]`` -> waveform ``[B, 2, T · prod(upsample_factors)]``.
 
     Loads diffusers-format ``vocoder/`` folders unchanged (config keys and parameter names of
-    ``diffusers.pipelines.ltx2.LTX2Vocoder``); the defaults are the released LTX-2 model (55.6 M parameters).
+    ``diffusers.pipelines.ltx2.LTX2Vocoder``); the defaults are the released LTX-2.0 HiFi-GAN (55.6 M parameters,
+    24 kHz). With ``act_fn="snakebeta", antialias=True`` it is the BigVGAN-v2 generator of LTX-2.3
+    (:class:`~ltx2_diffusers.models.vocoder_bwe_ltx2.LTX2VocoderWithBWE` holds two of them).
 
     Args:
         in_channels: mel channels × bins stacked (2 × 64 = 128).
-        hidden_channels: width after ``conv_in`` (1024); halved by every upsampling stage.
+        hidden_channels: width after ``conv_in`` (1024); halved (floor division) by every upsampling stage.
         out_channels: waveform channels (2).
         upsample_kernel_sizes / upsample_factors: transposed-conv kernels and strides per stage
             (16, 15, 8, 4, 4 / 6, 5, 2, 2, 2).
         resnet_kernel_sizes / resnet_dilations: the parallel residual blocks of every stage (3, 7, 11; 1, 3, 5).
-        act_fn: ``"leaky_relu"`` (the only activation of the LTX-2.0 vocoder).
+        act_fn: ``"leaky_relu"`` (LTX-2.0), ``"snakebeta"`` (BigVGAN-v2) or ``"snake"`` (SnakeBeta without ``beta``
+            in the residual blocks; the final activation is a SnakeBeta, as in diffusers).
         leaky_relu_negative_slope: slope of the inner LeakyReLUs (0.1); the final one uses 0.01.
-        antialias / antialias_ratio / antialias_kernel_size: anti-aliased activations of later vocoders; must be off.
+        antialias / antialias_ratio / antialias_kernel_size: run the residual-block activations at ``ratio`` × the
+            rate between Kaiser-sinc filters of ``kernel_size`` taps (snake activations only; their final activation
+            is always anti-aliased).
         final_act_fn: ``"tanh"``, ``"clamp"`` (to [-1, 1]) or ``None``.
         final_bias: ``conv_out`` has a bias.
         output_sampling_rate: rate of the waveform in Hz (24000); write the audio with this rate.
-
-    The snake / anti-aliased BigVGAN variant (the inner vocoder of LTX-2.3's bandwidth extension) is not implemented:
-    such configs raise a ``ValueError``.
     """
 
-    _keep_in_fp32_modules = ["conv_in", "upsamplers", "resnets", "conv_out"]
+    _keep_in_fp32_modules = ["conv_in", "upsamplers", "resnets", "act_out", "conv_out"]
 
     @register_to_config
     def __init__(
@@ -136,65 +170,55 @@ class LTX2Vocoder(ModelMixin, ConfigMixin):
         output_sampling_rate: int = 24000,
     ) -> None:
         super().__init__()
-        if act_fn != "leaky_relu" or antialias:
-            raise ValueError(
-                f"LTX2Vocoder implements the LTX-2.0 HiFi-GAN (act_fn='leaky_relu', antialias=False); got "
-                f"act_fn={act_fn!r}, antialias={antialias}. The snake/anti-aliased BigVGAN vocoder of LTX-2.3 is not "
-                f"supported here."
-            )
-        if len(upsample_kernel_sizes) != len(upsample_factors):
+        if act_fn not in ACTIVATIONS:
+            raise ValueError(f"act_fn must be one of {ACTIVATIONS}, got {act_fn!r}.")
+        if act_fn == "leaky_relu" and antialias:
+            raise ValueError("antialias=True needs act_fn 'snakebeta' or 'snake' (BigVGAN-v2); anti-aliased "
+                             "LeakyReLUs are no LTX vocoder (diffusers 0.42.1 also builds them wrongly).")
+        if act_fn != "leaky_relu" and not 1 <= antialias_ratio <= antialias_kernel_size:
+            raise ValueError(f"the anti-aliasing filters need 1 <= antialias_ratio <= antialias_kernel_size, got "
+                             f"{antialias_ratio} and {antialias_kernel_size} (LTX-2.3: 2 and 12).")
+        if len(upsample_kernel_sizes) != len(upsample_factors) or not upsample_factors:
             raise ValueError(f"upsample_kernel_sizes {list(upsample_kernel_sizes)} and upsample_factors "
-                             f"{list(upsample_factors)} must have the same length.")
-        if len(resnet_kernel_sizes) != len(resnet_dilations):
+                             f"{list(upsample_factors)} must have the same, non-zero length.")
+        if len(resnet_kernel_sizes) != len(resnet_dilations) or not resnet_kernel_sizes:
             raise ValueError(f"resnet_kernel_sizes {list(resnet_kernel_sizes)} and resnet_dilations "
-                             f"{[list(d) for d in resnet_dilations]} must have the same length.")
-        if hidden_channels % 2 ** len(upsample_factors):
-            raise ValueError(f"hidden_channels ({hidden_channels}) must be divisible by 2^{len(upsample_factors)} "
-                             f"(one halving per upsampling stage).")
+                             f"{[list(d) for d in resnet_dilations]} must have the same, non-zero length.")
+        if hidden_channels // 2 ** len(upsample_factors) < 1:
+            raise ValueError(f"hidden_channels ({hidden_channels}) is halved by each of the {len(upsample_factors)} "
+                             f"upsampling stages and would reach 0; pass at least {2 ** len(upsample_factors)}.")
         if final_act_fn not in FINAL_ACTIVATIONS:
             raise ValueError(f"final_act_fn must be one of {FINAL_ACTIVATIONS}, got {final_act_fn!r}.")
 
         self.conv_in = nn.Conv1d(in_channels, hidden_channels, 7, padding=3)
         self.upsamplers = nn.ModuleList()
         self.resnets = nn.ModuleList()
+        act = dict(act_fn=act_fn, negative_slope=leaky_relu_negative_slope, antialias=antialias,
+                   antialias_ratio=antialias_ratio, antialias_kernel_size=antialias_kernel_size)
         width = hidden_channels
         for factor, kernel in zip(upsample_factors, upsample_kernel_sizes):
             self.upsamplers.append(nn.ConvTranspose1d(width, width // 2, kernel, stride=factor,
                                                       padding=(kernel - factor) // 2))
             width //= 2
-            self.resnets.extend(ResBlock(width, k, list(d), leaky_relu_negative_slope)
+            self.resnets.extend(ResBlock(width, k, list(d), **act)
                                 for k, d in zip(resnet_kernel_sizes, resnet_dilations))
+        if act_fn == "leaky_relu":
+            self.act_out = nn.LeakyReLU()  # PyTorch's default slope 0.01, as the reference
+        else:
+            self.act_out = make_activation("snakebeta", width, antialias=True, ratio=antialias_ratio,
+                                           kernel_size=antialias_kernel_size)
         self.conv_out = nn.Conv1d(width, out_channels, 7, padding=3, bias=final_bias)
 
         self.upsample_factor = math.prod(upsample_factors)  # waveform samples per mel frame
         self.use_tiling = False
         self.tile_mel_frames = 1000  # 10 s of audio per vocoded chunk
-        self._context = vocoder_context_frames(list(upsample_factors), list(upsample_kernel_sizes),
-                                               list(resnet_kernel_sizes), [list(d) for d in resnet_dilations])
+        smooth = 0.0 if act_fn == "leaky_relu" else antialias_reach(antialias_ratio, antialias_kernel_size)
+        self._reach = vocoder_reach(list(upsample_factors), list(upsample_kernel_sizes), list(resnet_kernel_sizes),
+                                    [list(d) for d in resnet_dilations], activation_reach=smooth if antialias else 0.0,
+                                    final_activation_reach=smooth)
+        self._context = math.ceil(self._reach) + 1
         # chunks line up only if every stage maps n frames to exactly factor·n samples
         self._chunkable = all((k - f) % 2 == 0 for k, f in zip(upsample_kernel_sizes, upsample_factors))
-
-    # -- float32 only -------------------------------------------------------------------------------------------
-
-    def to(self, *args, **kwargs) -> LTX2Vocoder:
-        """``nn.Module.to`` for devices; a cast away from float32 is ignored (logged)."""
-        device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
-        if dtype is not None and dtype != torch.float32:
-            logger.info(f"LTX2Vocoder stays in float32 (asked for {dtype}); only the device changes.")
-        if device is None and memory_format is None:
-            return self
-        moves = {"device": device, "non_blocking": non_blocking}
-        if memory_format is not None:
-            moves["memory_format"] = memory_format
-        return super().to(**moves)
-
-    def half(self, *args) -> LTX2Vocoder:
-        logger.info("LTX2Vocoder stays in float32; .half() is ignored.")
-        return self
-
-    def bfloat16(self, *args) -> LTX2Vocoder:
-        logger.info("LTX2Vocoder stays in float32; .bfloat16() is ignored.")
-        return self
 
     # -- long clips ---------------------------------------------------------------------------------------------
 
@@ -202,7 +226,7 @@ class LTX2Vocoder(ModelMixin, ConfigMixin):
         r"""Vocode long spectrograms in chunks of ``tile_mel_frames`` frames (default 1000 = 10 s).
 
         Each chunk is run with a margin of mel frames on both sides that covers the receptive field (22 frames for
-        LTX-2) and only its own samples are kept, so the result equals the whole run up to float rounding.
+        LTX-2.0) and only its own samples are kept, so the result equals the whole run up to float rounding.
         """
         if tile_mel_frames is not None:
             if int(tile_mel_frames) != tile_mel_frames or tile_mel_frames < 1:
@@ -220,13 +244,17 @@ class LTX2Vocoder(ModelMixin, ConfigMixin):
     # -- forward ------------------------------------------------------------------------------------------------
 
     def _synthesize(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, in_channels, T]`` float32 -> ``[B, out_channels, T · upsample_factor]``, no checks, no chunks."""
         x = self.conv_in(x)  # [B, hidden, T]
         per_stage = len(self.resnets) // len(self.upsamplers)
+        leaky = self.config.act_fn == "leaky_relu"  # BigVGAN has its activations inside the blocks only
         for i, upsample in enumerate(self.upsamplers):
-            x = upsample(F.leaky_relu(x, self.config.leaky_relu_negative_slope))  # [B, width/2, T·factor]
+            if leaky:
+                x = F.leaky_relu(x, self.config.leaky_relu_negative_slope)
+            x = upsample(x)  # [B, width/2, T·factor]
             branches = self.resnets[i * per_stage:(i + 1) * per_stage]
             x = torch.stack([block(x) for block in branches]).mean(dim=0)
-        x = self.conv_out(F.leaky_relu(x))  # PyTorch's default slope 0.01, as the reference
+        x = self.conv_out(self.act_out(x))  # [B, out, T·u]
         if self.config.final_act_fn == "tanh":
             return torch.tanh(x)
         return x.clamp(-1.0, 1.0) if self.config.final_act_fn == "clamp" else x
@@ -242,16 +270,7 @@ class LTX2Vocoder(ModelMixin, ConfigMixin):
         Returns:
             ``[B, out_channels, T · prod(upsample_factors)]`` float32 waveform at ``config.output_sampling_rate``.
         """
-        x = hidden_states
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] * x.shape[3 - time_last] != \
-                self.config.in_channels or not x.is_floating_point() or x.shape[2 + time_last] < 1:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"the vocoder takes a float mel spectrogram [batch, channels, frames, bins] with channels * bins = "
-                f"{self.config.in_channels} (the audio VAE's decode output, e.g. [1, 2, 501, 64]), got {shape}."
-            )
-        x = x if time_last else x.transpose(2, 3)  # [B, C, M, T]
-        x = x.flatten(1, 2).to(self.conv_in.weight)  # [B, C·M, T], channel-major; float32
+        x = mel_channels_first(hidden_states, self.config.in_channels, time_last).to(self.conv_in.weight)
         with torch.autocast(device_type=x.device.type, enabled=False):
             if not self.use_tiling or x.shape[2] <= self.tile_mel_frames:
                 return self._synthesize(x)
