@@ -29,9 +29,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ltx2_diffusers import LTX2AudioVideoTransformer
-from ltx2_diffusers.pipelines.denoising import StreamInputs, predict_x0
+from ltx2_diffusers.pipelines.denoising import StreamInputs, denoise_step, predict_x0
 from ltx2_diffusers.pipelines.token_tiling import TokenTiling, plan_token_tiles, predict_x0_tiled, tile_layouts
-from ltx2_diffusers.schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, euler_step, velocity_from_x0
+from ltx2_diffusers.schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS
 
 MEDIUM = dict(num_layers=4, num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
               audio_num_attention_heads=8, audio_attention_head_dim=32, audio_cross_attention_dim=256,
@@ -76,11 +76,7 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
 def refine(predict: Callable, video: StreamInputs, audio: StreamInputs) -> tuple[torch.Tensor, torch.Tensor]:
     sigmas = torch.tensor([*STAGE_2_DISTILLED_SIGMAS, 0.0])
     for sigma, following in zip(sigmas[:-1], sigmas[1:]):
-        x0_video, x0_audio = predict(video, audio, sigma)
-        video = StreamInputs(euler_step(video.latents, velocity_from_x0(video.latents, x0_video, sigma), sigma,
-                                        following), video.coords, video.context)
-        audio = StreamInputs(euler_step(audio.latents, velocity_from_x0(audio.latents, x0_audio, sigma), sigma,
-                                        following), audio.coords, audio.context)
+        video, audio = denoise_step(predict, video, audio, sigma, following)
     return video.latents, audio.latents
 
 

@@ -12,7 +12,10 @@ from PIL import Image
 
 from ltx2_diffusers import LTX2AudioVideoPipeline, cli
 from ltx2_diffusers.cli_errors import load_error_message, oom_message
-from ltx2_diffusers.cli_generate import StageClock, image_spec, needs_negative_prompt, output_paths
+from ltx2_diffusers.cli_generate import StageClock, image_spec, output_paths
+from ltx2_diffusers.pipelines.model_facts import PipelineFacts
+from ltx2_diffusers.pipelines.pipeline_ltx2_audio_video import call_arguments
+from ltx2_diffusers.pipelines.plan import plan_generation
 from ltx2_diffusers.utils.export import export_to_mp4
 from ltx2_diffusers.utils.tiny import tiny_pipeline
 
@@ -174,14 +177,16 @@ def test_preview_pngs_for_each_video(model_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--height", "100"], "argument --height: must be a multiple of 32, got 100 (e.g. 96 or 128)"),
-    (["--frames", "10"], "argument --frames: must be 8k+1"),
+    (["--height", "100"], "height must be a multiple of 32, got 100; use 96 or 128."),
+    (["--height", "64.5"], "argument --height: expected an integer, got '64.5'"),
+    (["--frames", "10"], "num_frames must be 8k+1 (e.g. 121), got 10; use 9 or 17."),
     (["--sigmas", "1.0,1.5"], "argument --sigmas: must be a comma-separated list of noise levels in (0, 1]"),
     (["--image", "missing.png@3"], "no such image file: 'missing.png'"),
-    (["--upsample", "--height", "96"], "--upsample generates at half size, so --height must be a multiple of 64"),
-    (["--retake", "0", "1"], "--retake regenerates part of a given clip: pass --video and/or --audio too."),
+    (["--upsample", "--height", "96"], "upsample=True runs stage 1 at half size, so height and width must be "
+                                       "multiples of 64"),
+    (["--retake", "0", "1"], "retake_window regenerates part of a given clip: pass `video` and/or `audio` too."),
     (["--max-sequence-length", "30"], "max_sequence_length=30 must be a multiple of the connectors' 8"),
-    (["--stg-blocks", "7"], "STG blocks must lie in [0, 2), got [7]."),
+    (["--stg-blocks", "7"], "`stg_blocks` must lie in [0, 2) for this 2-block transformer, got [7]."),
 ])
 def test_invalid_arguments_exit_2_with_one_clear_line(model_dir, tmp_path, capsys, extra, message):
     argv = ["generate", "--model", str(model_dir), "--prompt", PROMPT, "--quiet", "--output",
@@ -284,22 +289,22 @@ def test_image_spec_syntax(tmp_path, monkeypatch):
         image_spec("plain.png@3@1.5")
 
 
-def test_output_paths_and_negative_prompt_rule(tmp_path):
+def test_output_paths_and_the_planned_negative_prompt_rule(model_dir, media):
     from pathlib import Path
 
     assert output_paths(Path("out/clip.mp4"), 1) == [Path("out/clip.mp4")]
     assert output_paths(Path("out/clip.mp4"), 3) == [Path(f"out/clip_{i}.mp4") for i in (1, 2, 3)]
 
-    def args(**kw):
-        base = dict(guidance_scale=None, audio_guidance_scale=None, distilled=False, video=None, audio=None,
-                    retake=None, retake_modalities=None)
-        return argparse.Namespace(**{**base, **kw})
+    facts = PipelineFacts.from_folder(model_dir)  # configs only, as the command plans before loading weights
 
-    assert needs_negative_prompt(args())  # the reference's CFG 3 / 7
-    assert not needs_negative_prompt(args(distilled=True))
-    assert not needs_negative_prompt(args(guidance_scale=1.0, audio_guidance_scale=1.0))
-    assert not needs_negative_prompt(args(guidance_scale=1.0, audio=Path("a.wav")))  # held audio: its CFG is off
-    assert needs_negative_prompt(args(guidance_scale=1.0, audio=Path("a.wav"), retake=[0.0, 1.0]))
+    def needs_negative(**kw):
+        return plan_generation(facts, call_arguments(prompt="x", num_frames=9, height=64, width=96, **kw)
+                               ).text.needs_negative
+
+    assert needs_negative()  # the reference's CFG 3 / 7
+    assert not needs_negative(guidance_scale=1.0, audio_guidance_scale=1.0)
+    assert not needs_negative(guidance_scale=1.0, audio=str(media["wav"]))  # held audio: its CFG is off
+    assert needs_negative(guidance_scale=1.0, audio=str(media["wav"]), retake_window=(0.0, 0.2))
 
 
 def test_stage_clock_splits_a_call(monkeypatch):

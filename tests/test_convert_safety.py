@@ -315,7 +315,7 @@ def test_cli_upsampler_loads_with_the_pipeline(tiny, tmp_path, capsys):
     assert "latent_upsampler" in capsys.readouterr().out
     pipe = LTX2AudioVideoPipeline.from_pretrained(tmp_path / "out")
     assert isinstance(pipe.latent_upsampler, LTX2LatentUpsampler)
-    pipe._check_upsampler()  # what upsample=True (and `generate --upsample`) requires
+    assert pipe.facts().upsampler == (2.0, 1.0)  # what upsample=True (and `generate --upsample`) requires
     x = torch.randn(1, LATENT, 2, 3, 4, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         expected = reference(x)

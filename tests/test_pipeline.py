@@ -186,7 +186,7 @@ BAD_CALLS = [
     (dict(guidance_scale=-1.0), "guidance_scale must be >= 0"),
     (dict(audio_stg_scale=-0.5), "stg_scale must be >= 0"),
     (dict(guidance_rescale=2.0), r"guidance_rescale must lie in \[0, 1\]"),
-    (dict(stg_blocks=[7]), r"STG blocks must lie in \[0, 2\)"),
+    (dict(stg_blocks=[7]), r"`stg_blocks` must lie in \[0, 2\)"),
     (dict(num_videos_per_prompt=0), "num_videos_per_prompt"),
     (dict(generator=[torch.Generator()] * 3), "3 generators for 1 videos"),
     (dict(output_type="gif"), "output_type"),
@@ -201,14 +201,25 @@ BAD_CALLS = [
     (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
     (dict(prompt_embeds=torch.zeros(1, 32, 32), prompt=None), "LTX2TextEmbeddings"),
     (dict(decode_tiling="yes"), "decode_tiling"),
+    # hostile numbers and types
+    (dict(sigmas=[1.0, float("nan")]), "finite"),
+    (dict(latents=torch.full((1, 12, 8), float("nan"))), "`latents` holds 96 NaN/inf"),
+    (dict(image=np.full((64, 96, 3), np.inf, np.float32)), "finite"),
+    (dict(audio=(torch.full((2, 8000), float("inf")), 16000)), "NaN or infinite"),
+    (dict(video=torch.full((9, 64, 96, 3), float("nan"))), "finite"),
+    (dict(height=64.5), "`height` must be an integer"),
+    (dict(stg_blocks=[0.7]), "`stg_blocks\\[0\\]` must be an integer"),
+    (dict(frame_rate=1e5), "less than one audio latent"),
+    (dict(height=2**16, width=2**16, num_frames=1025), "working memory"),
+    (dict(callback_on_step_end="print"), "must be callable"),
 ]
 
 
 @pytest.mark.parametrize("change, message", BAD_CALLS)
 def test_invalid_call_raises_before_any_model_runs(pipe, change, message):
     calls = []
-    hooks = [m.register_forward_hook(lambda *args: calls.append(1))
-             for m in (pipe.text_encoder, pipe.transformer, pipe.connectors)]
+    models = (pipe.text_encoder, pipe.connectors, pipe.transformer, pipe.vae, pipe.audio_vae, pipe.vocoder)
+    hooks = [m.register_forward_hook(lambda *args: calls.append(1)) for model in models for m in model.modules()]
     try:
         with pytest.raises(ValueError, match=message):
             pipe(**{"prompt": "a cat", **CLIP, **change})
@@ -216,6 +227,43 @@ def test_invalid_call_raises_before_any_model_runs(pipe, change, message):
         for h in hooks:
             h.remove()
     assert calls == []
+
+
+def _returns(value):
+    def callback(pipe, step, timestep, tensors):
+        return value(tensors) if callable(value) else value
+    return callback
+
+
+@pytest.mark.parametrize("returned, message", [
+    (_returns(["latents"]), "must return a dict"),
+    (_returns({"noise": torch.zeros(1)}), "returned \\['noise'\\]; it may only return"),
+    (_returns(lambda t: {"latents": t["latents"][:, :3]}), "returned `latents` as \\(1, 3, 8\\)"),
+    (_returns(lambda t: {"latents": t["latents"].double()}), "torch.float64"),
+    (_returns(lambda t: {"latents": t["latents"] * float("nan")}), "`latents returned by callback_on_step_end"),
+    (_returns(lambda t: {"audio_latents": t["audio_latents"].numpy()}), "returned `audio_latents` as ndarray"),
+    (_returns(lambda t: {"prompt_embeds": t["prompt_embeds"][0]}), "not LTX2TextEmbeddings"),
+])
+def test_callback_outputs_are_checked_and_name_the_callback(pipe, returned, message):
+    with pytest.raises(ValueError, match=message) as error:
+        pipe("a cat", callback_on_step_end=returned, callback_on_step_end_tensor_inputs=["latents", "audio_latents",
+                                                                                          "prompt_embeds"], **CLIP)
+    assert "callback" in str(error.value)
+
+
+def test_a_callback_may_replace_the_prompt_embeddings(pipe):
+    seen = []
+
+    def swap(pipe, step, timestep, tensors):
+        seen.append(step)
+        embeds = tensors["prompt_embeds"]
+        return {"prompt_embeds": type(embeds)(embeds.video_embeds * 0, embeds.audio_embeds * 0,
+                                              embeds.attention_mask)}
+
+    kept = pipe("a cat", generator=_gen(), output_type="latent", **CLIP)
+    swapped = pipe("a cat", generator=_gen(), output_type="latent", callback_on_step_end=swap,
+                   callback_on_step_end_tensor_inputs=["prompt_embeds"], **CLIP)
+    assert seen == [0, 1] and not torch.equal(kept.frames, swapped.frames)  # step 2 saw the new embeddings
 
 
 def test_loads_a_diffusers_format_pipeline_folder(pipe, tmp_path):
@@ -315,7 +363,7 @@ def test_decode_tiling_can_be_asked_for_and_refused(pipe):
 
 
 def test_encode_prompt_defaults_to_the_negative_prompt_the_call_uses(pipe):
-    from ltx2_diffusers.pipelines.pipeline_output import DEFAULT_NEGATIVE_PROMPT
+    from ltx2_diffusers.pipelines.defaults import DEFAULT_NEGATIVE_PROMPT
 
     with torch.no_grad():
         _, default = pipe.encode_prompt("a bird sings", max_sequence_length=64)

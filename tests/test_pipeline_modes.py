@@ -11,6 +11,8 @@ from ltx2_diffusers import STAGE_2_DISTILLED_SIGMAS
 from ltx2_diffusers.models.audio_processing import audio_latent_length, resample, waveform_length
 from ltx2_diffusers.pipelines.latents import VideoLatentShape
 from ltx2_diffusers.pipelines.media import read_audio
+from ltx2_diffusers.pipelines.plan import audio_source_tokens
+from ltx2_diffusers.pipelines.sources import encode_audio_source, encode_video_source
 from ltx2_diffusers.pipelines.token_tiling import TokenTiling, plan_token_tiles
 from ltx2_diffusers.utils.export import export_to_mp4
 from ltx2_diffusers.utils.tiny import tiny_pipeline
@@ -59,6 +61,16 @@ def _call(pipe, recorder=None, **kwargs):
         return pipe("a dog barks", generator=kwargs.pop("generator", _gen()), **extra, **kwargs)
 
 
+def _audio_source(pipe, waveform, rate, tokens, window, device):
+    bounds = pipe.transformer.audio_coordinates(tokens)[0, 0]
+    return encode_audio_source(pipe.audio_vae, waveform, rate, tokens, bounds, window, device)
+
+
+def _video_source(pipe, pixels, shape, fps, window, device):
+    bounds = pipe.transformer.video_coordinates(shape.frames, 1, 1, fps)[0, 0]
+    return encode_video_source(pipe.vae, pixels, shape, bounds, window, device)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Audio to video
 # ----------------------------------------------------------------------------------------------------------------
@@ -69,7 +81,7 @@ def test_audio_to_video_holds_the_audio_and_returns_the_input_waveform(pipe):
     recorder = Recorder()
     out = _call(pipe, recorder, audio=waveform, audio_sample_rate=44100, output_type="np", **CLIP)
     tokens = audio_latent_length(9, 24.0)
-    held = pipe.encode_audio_source(waveform, 44100, tokens, None, CPU)
+    held = _audio_source(pipe, waveform, 44100, tokens, None, CPU)
     assert bool(held.held.all())
     for _, _, _, _, audio in recorder.steps:  # the audio latents never move
         assert torch.equal(audio, held.clean)
@@ -95,10 +107,10 @@ def test_audio_shorter_than_the_clip_is_continued(pipe):
     waveform = _waveform(0.3)
     recorder = Recorder()
     out = _call(pipe, recorder, audio=(waveform, 16000), output_type="np", **dict(CLIP, num_frames=17))
-    held = pipe.encode_audio_source(waveform, 16000, tokens, None, CPU)
+    held = _audio_source(pipe, waveform, 16000, tokens, None, CPU)
     count = int(held.held.sum())
     assert 0 < count < tokens and bool(held.held[:count].all())
-    assert pipe.audio_source_tokens(waveform, 16000) == count  # the arithmetic that decides "held whole"
+    assert audio_source_tokens(waveform, 16000, pipe.facts()) == count  # the arithmetic that decides "held whole"
     last = recorder.steps[-1][4]
     assert torch.equal(last[:, :count], held.clean[:, :count])
     assert not torch.equal(last[:, count:], recorder.steps[0][4][:, count:])
@@ -114,7 +126,7 @@ def test_video_to_audio_keeps_the_video_latents_exactly_and_generates_audio(pipe
     frames = _frames()
     recorder = Recorder()
     out = _call(pipe, recorder, video=frames, output_type="np", num_inference_steps=3, **TEXT)  # size from the video
-    source = pipe.encode_video_source(frames.permute(0, 3, 1, 2) * 2 - 1, VideoLatentShape(2, 2, 3, 8), 24.0, None,
+    source = _video_source(pipe, frames.permute(0, 3, 1, 2) * 2 - 1, VideoLatentShape(2, 2, 3, 8), 24.0, None,
                                       CPU)
     for _, _, _, video, _ in recorder.steps:
         assert torch.equal(video, source.clean)
@@ -137,7 +149,7 @@ def test_a_shorter_video_is_extended(pipe):
     recorder = Recorder()
     _call(pipe, recorder, video=frames, output_type="latent", **dict(CLIP, num_frames=17))
     per_frame = 2 * 3
-    source = pipe.encode_video_source(frames.permute(0, 3, 1, 2) * 2 - 1, VideoLatentShape(3, 2, 3, 8), 24.0, None,
+    source = _video_source(pipe, frames.permute(0, 3, 1, 2) * 2 - 1, VideoLatentShape(3, 2, 3, 8), 24.0, None,
                                       CPU)
     assert source.held.tolist() == [True] * 2 * per_frame + [False] * per_frame
     first, last = recorder.steps[0][3], recorder.steps[-1][3]
@@ -156,8 +168,8 @@ def test_retake_regenerates_only_the_window(pipe):
     out = _call(pipe, video=frames, audio=(waveform, 16000), retake_window=window, output_type="latent",
                 **dict(CLIP, num_frames=17))
     shape = VideoLatentShape(3, 2, 3, 8)
-    video = pipe.encode_video_source(frames.permute(0, 3, 1, 2) * 2 - 1, shape, 24.0, window, CPU)
-    audio = pipe.encode_audio_source(waveform, 16000, audio_latent_length(17, 24.0), window, CPU)
+    video = _video_source(pipe, frames.permute(0, 3, 1, 2) * 2 - 1, shape, 24.0, window, CPU)
+    audio = _audio_source(pipe, waveform, 16000, audio_latent_length(17, 24.0), window, CPU)
     assert video.held.tolist() == [True] * 12 + [False] * 6  # frame 2 covers pixel frames 9..16 = 0.375..0.708 s
     times = pipe.transformer.audio_coordinates(audio.held.numel())[0, 0]
     assert torch.equal(~audio.held, (times[:, 1] > 0.4) & (times[:, 0] < 0.6))
@@ -171,10 +183,10 @@ def test_retake_of_the_audio_only_holds_the_whole_video(pipe):
     frames, waveform = _frames(9), _waveform(0.5)
     out = _call(pipe, video=frames, audio=(waveform, 16000), retake_window=(0.1, 0.2), retake_modalities=["audio"],
                 output_type="latent", **CLIP)
-    video = pipe.encode_video_source(frames.permute(0, 3, 1, 2) * 2 - 1, VideoLatentShape(2, 2, 3, 8), 24.0, None,
+    video = _video_source(pipe, frames.permute(0, 3, 1, 2) * 2 - 1, VideoLatentShape(2, 2, 3, 8), 24.0, None,
                                      CPU)
     assert torch.equal(out.frames, video.clean)
-    audio = pipe.encode_audio_source(waveform, 16000, out.audio.shape[1], (0.1, 0.2), CPU)
+    audio = _audio_source(pipe, waveform, 16000, out.audio.shape[1], (0.1, 0.2), CPU)
     assert 0 < int((~audio.held).sum()) < audio.held.numel()
     assert torch.equal(out.audio[0, audio.held], audio.clean[0, audio.held])
 
@@ -191,7 +203,8 @@ def test_two_stages_in_one_call_equal_the_stages_run_by_hand(pipe):
     one = _call(pipe, recorder, upsample=True, output_type="latent", generator=_gen(4), **BIG)
     stages = [s[0] for s in recorder.steps]
     assert stages == [1, 1, 2, 2, 2] and [s[1] for s in recorder.steps] == list(range(5))
-    torch.testing.assert_close(pipe.scheduler.sigmas, torch.tensor([*STAGE_2_DISTILLED_SIGMAS, 0.0]))
+    stage_2_timesteps = torch.tensor([s[2] for s in recorder.steps[2:]])
+    torch.testing.assert_close(stage_2_timesteps, torch.tensor(STAGE_2_DISTILLED_SIGMAS) * 1000)
     assert one.frames.shape == (1, 2 * 4 * 6, 8)
 
     g = _gen(4)  # by hand, through the public API, one generator continued across the calls

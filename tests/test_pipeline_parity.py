@@ -14,8 +14,9 @@ import torch
 from ltx2_diffusers.conversion.transformer import transformer_config_from_original
 from ltx2_diffusers.models.audio_processing import audio_latent_length, unpack_audio_latents
 from ltx2_diffusers.pipelines.conditioning import preprocess_image
+from ltx2_diffusers.pipelines.defaults import LTX_2_0
 from ltx2_diffusers.pipelines.guidance import GuidanceParams
-from ltx2_diffusers.pipelines.pipeline_output import default_stg_blocks
+from ltx2_diffusers.pipelines.sources import encode_audio_source
 from ltx2_diffusers.utils.tiny import tiny_pipeline
 
 from .oracles_pipeline import (
@@ -92,10 +93,11 @@ def _ours_vs_reference(pipe, reference, embeds, video_guidance=LTX2_VIDEO, audio
     kwargs = dict(guidance_kwargs or {}, **(dict(image=image, image_crf=0) if image is not None else {}))
     if audio is not None:
         kwargs["audio"] = audio
+    call = dict(prompt_embeds=positive, negative_prompt_embeds=negative, num_inference_steps=STEPS,
+                output_type="latent", **CLIP, **kwargs)
     with torch.no_grad():
-        out = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, num_inference_steps=STEPS,
-                   generator=torch.Generator().manual_seed(SEED), output_type="latent", **CLIP, **kwargs)
-    sigmas = pipe.scheduler.sigmas.clone()  # the schedule our pipeline just ran, final 0 included
+        out = pipe(generator=torch.Generator().manual_seed(SEED), **call)
+    sigmas = torch.tensor(pipe.plan(**call).stages[0].sigmas)  # the schedule our pipeline ran, final 0 included
 
     image_latent = None
     if image is not None:  # the normalised frame-0 latent, obtained as our pipeline obtains it
@@ -108,13 +110,13 @@ def _ours_vs_reference(pipe, reference, embeds, video_guidance=LTX2_VIDEO, audio
     held_audio = None
     if audio is not None:  # the normalised audio latent, obtained as our pipeline obtains it
         with torch.no_grad():
-            held = pipe.encode_audio_source(audio[0], audio[1], audio_shape[1], None, torch.device("cpu"))
+            held = _held_audio(pipe, audio[0], audio[1], audio_shape[1])
         assert bool(held.held.all())
         held_audio = unpack_audio_latents(held.clean, audio_shape[2])
     ref_video, ref_audio = ltxcore_sample(
         reference[1], video_shape, audio_shape, FPS, sigmas, SEED,
         (positive.video_embeds, positive.audio_embeds), (negative.video_embeds, negative.audio_embeds),
-        video_guidance, audio_guidance, stg_blocks=default_stg_blocks(c.num_layers), image_latent=image_latent,
+        video_guidance, audio_guidance, stg_blocks=list(LTX_2_0.stg_blocks(c.num_layers)), image_latent=image_latent,
         held_audio=held_audio)
     return out, sigmas, ref_video, ref_audio, image_latent
 
@@ -123,7 +125,7 @@ def test_text_to_audio_video_with_the_default_guidance_matches_ltxcore(pipe, ref
     """Our defaults (CFG 3/7, modality 3/3, STG 1/1 at the default block, rescale 0.7/0.7) vs the reference's."""
     from ltx_core.components.schedulers import LTX2Scheduler as ReferenceScheduler
 
-    assert default_stg_blocks(pipe.transformer.config.num_layers) == [1]  # block 29 of 48 -> 1 of 2
+    assert LTX_2_0.stg_blocks(pipe.transformer.config.num_layers) == (1,)  # block 29 of 48 -> 1 of 2
     out, sigmas, ref_video, ref_audio, _ = _ours_vs_reference(pipe, reference, embeds)
     torch.testing.assert_close(sigmas, ReferenceScheduler().execute(steps=STEPS), rtol=0, atol=1e-6)
     assert ref_video.abs().mean() > 0.5 and ref_audio.abs().mean() > 0.5  # real, non-degenerate samples
@@ -159,7 +161,7 @@ def test_audio_to_video_matches_the_reference_a2v_stage(pipe, reference, embeds)
     g = torch.Generator().manual_seed(5)
     waveform = 0.3 * torch.randn(2, 8000, generator=g)  # 0.5 s at 16 kHz: longer than the 0.375 s clip
     out, _, ref_video, ref_audio, _ = _ours_vs_reference(pipe, reference, embeds, audio=(waveform, 16000))
-    held = pipe.encode_audio_source(waveform, 16000, out.audio.shape[1], None, torch.device("cpu")).clean
+    held = _held_audio(pipe, waveform, 16000, out.audio.shape[1]).clean
     assert torch.equal(out.audio, held) and torch.equal(ref_audio, held)  # the audio never moved, on both sides
     assert ref_video.abs().mean() > 0.5
     assert _max_diff(out.frames, ref_video) <= TOL
@@ -214,3 +216,8 @@ def test_matches_diffusers_ltx2_pipeline_on_the_same_folder(saved, case):
     assert _max_diff(mine.frames, video) > 0.1  # the sampler did move the latents
     assert _max_diff(mine.frames, their_video) <= TOL
     assert _max_diff(mine.audio, their_audio) <= TOL
+
+
+def _held_audio(pipe, waveform, rate, tokens):
+    bounds = pipe.transformer.audio_coordinates(tokens)[0, 0]
+    return encode_audio_source(pipe.audio_vae, waveform, rate, tokens, bounds, None, torch.device("cpu"))

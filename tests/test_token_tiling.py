@@ -10,8 +10,8 @@ from ltx2_diffusers.pipelines.guidance import GuidanceParams
 from ltx2_diffusers.pipelines.token_tiling import (
     TokenTiling,
     min_tile_tokens,
-    plan_axis,
     plan_token_tiles,
+    plan_windows,
     predict_x0_tiled,
     tile_layouts,
     tile_token_layout,
@@ -34,7 +34,7 @@ def _coverage(tiles, grid):
 
 @pytest.mark.parametrize("size,count,overlap", [(48, 2, 4), (47, 3, 4), (13, 4, 2), (9, 3, 1), (5, 1, 3), (31, 5, 0)])
 def test_axis_weights_sum_to_one_and_neighbours_overlap_as_requested(size, count, overlap):
-    tiles = plan_axis(size, count, overlap)
+    tiles = plan_windows(size, count, overlap)
     assert len(tiles) == count and tiles[0].start == 0 and tiles[-1].stop == size
     total = torch.zeros(size, dtype=torch.float64)
     for t in tiles:

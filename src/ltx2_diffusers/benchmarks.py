@@ -27,8 +27,8 @@ import torch
 
 from .models.autoencoder_ltx2_video import LTX2VideoAutoencoder
 from .models.transformer_ltx2 import LTX2AudioVideoTransformer
+from .pipelines.defaults import LTX_2_0
 from .pipelines.denoising import StreamInputs, predict_x0
-from .pipelines.pipeline_output import DEFAULT_AUDIO_GUIDANCE, DEFAULT_VIDEO_GUIDANCE
 
 CPU_TRANSFORMER = dict(num_layers=4, num_attention_heads=8, attention_head_dim=32, cross_attention_dim=256,
                        audio_num_attention_heads=4, audio_attention_head_dim=32, audio_cross_attention_dim=128,
@@ -112,10 +112,10 @@ def _transformer_inputs(ours: torch.nn.Module, grid: tuple[int, int, int], audio
     tokens = grid[0] * grid[1] * grid[2]
     video = StreamInputs(randn(1, tokens, c.in_channels), ours.video_coordinates(*grid, 24.0, 1, dtype, device),
                          randn(1, text_tokens, c.caption_channels), randn(1, text_tokens, c.caption_channels),
-                         guidance=DEFAULT_VIDEO_GUIDANCE, stg_blocks=(c.num_layers // 2,))
+                         guidance=LTX_2_0.video_guidance, stg_blocks=(c.num_layers // 2,))
     audio = StreamInputs(randn(1, audio_tokens, c.audio_in_channels), ours.audio_coordinates(audio_tokens, 1, device),
                          randn(1, text_tokens, c.caption_channels), randn(1, text_tokens, c.caption_channels),
-                         guidance=DEFAULT_AUDIO_GUIDANCE, stg_blocks=(c.num_layers // 2,))
+                         guidance=LTX_2_0.audio_guidance, stg_blocks=(c.num_layers // 2,))
     return video, audio
 
 

@@ -13,9 +13,10 @@ from . import __version__
 
 def _demo(args: argparse.Namespace) -> int:
     """Generates a clip with a tiny random-weight LTX-2 pipeline (no downloads) and writes it as an mp4."""
-    from .utils.export import export_to_mp4
+    from .utils.export import check_output_path, export_to_mp4
     from .utils.tiny import tiny_pipeline
 
+    check_output_path(Path(args.output))  # a bad --output fails before the clip is generated
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     pipe = tiny_pipeline(seed=args.seed)

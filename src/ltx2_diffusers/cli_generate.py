@@ -22,12 +22,13 @@ import torch
 
 from .cli_errors import load_error_message, oom_message, text_encoder_message
 from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
-from .pipelines.pipeline_output import DEFAULT_NEGATIVE_PROMPT
+from .pipelines.conditioning import read_image
+from .pipelines.model_facts import PipelineFacts
+from .pipelines.pipeline_ltx2_audio_video import call_arguments
+from .pipelines.plan import plan_generation
 from .pipelines.token_tiling import TokenTiling
 from .utils.export import check_output_path
 
-# LTX-2's VAE: 32 pixels per latent cell, 8 frames per latent frame (the pipeline checks the loaded model's own).
-SPATIAL_MULTIPLE, TEMPORAL_MULTIPLE = 32, 8
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -84,26 +85,6 @@ def non_negative_float(text: str) -> float:
     value = _float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
-    return value
-
-
-def pixel_size(text: str) -> int:
-    """Height / width: a positive multiple of 32."""
-    value = positive_int(text)
-    if value % SPATIAL_MULTIPLE:
-        low = max(SPATIAL_MULTIPLE, value // SPATIAL_MULTIPLE * SPATIAL_MULTIPLE)
-        raise argparse.ArgumentTypeError(f"must be a multiple of {SPATIAL_MULTIPLE}, got {value} (e.g. {low} or "
-                                         f"{low + SPATIAL_MULTIPLE})")
-    return value
-
-
-def frame_count(text: str) -> int:
-    """Frames: 8k + 1."""
-    value = positive_int(text)
-    if (value - 1) % TEMPORAL_MULTIPLE:
-        low = (value - 1) // TEMPORAL_MULTIPLE * TEMPORAL_MULTIPLE + 1
-        raise argparse.ArgumentTypeError(f"must be {TEMPORAL_MULTIPLE}k+1 (1, 9, 17, ..., 121), got {value} (e.g. "
-                                         f"{low} or {low + TEMPORAL_MULTIPLE})")
     return value
 
 
@@ -193,11 +174,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="text tokens (a multiple of the connectors' register count; default 1024)")
 
     size = parser.add_argument_group("size and schedule")
-    size.add_argument("--height", type=pixel_size, metavar="PX",
+    size.add_argument("--height", type=positive_int, metavar="PX",
                       help="multiple of 32 (64 with --upsample); default 512 or the --video's")
-    size.add_argument("--width", type=pixel_size, metavar="PX",
+    size.add_argument("--width", type=positive_int, metavar="PX",
                       help="multiple of 32 (64 with --upsample); default 768 or the --video's")
-    size.add_argument("--frames", type=frame_count, metavar="N", help="8k+1; default 121 or the --video's")
+    size.add_argument("--frames", type=positive_int, metavar="N", help="8k+1; default 121 or the --video's")
     size.add_argument("--fps", type=positive_float, help="default 24 or the --video's")
     steps = size.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=positive_int, metavar="N",
@@ -263,25 +244,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_generate_args(args: argparse.Namespace) -> None:
-    """Cross-flag checks; raises ``ValueError`` (one line, exit code 2) naming the fix."""
-    if args.retake is not None:
-        start, end = args.retake
-        if args.video is None and args.audio is None:
-            raise ValueError("--retake regenerates part of a given clip: pass --video and/or --audio too.")
-        if not start < end:
-            raise ValueError(f"--retake START END needs START < END, got {start:g} {end:g}.")
+    """Combinations of flags that only the command line has; raises ``ValueError`` (one line, exit code 2). Everything
+    the pipeline checks (sizes, modes, guidance, ...) is checked by its plan, before the weights load."""
     if args.retake_modalities and args.retake is None:
         raise ValueError("--retake-modalities only applies with --retake START END.")
-    if args.upsample:
-        multiple = 2 * SPATIAL_MULTIPLE
-        for name in ("height", "width"):
-            value = getattr(args, name)
-            if value is not None and value % multiple:
-                raise ValueError(f"--upsample generates at half size, so --{name} must be a multiple of {multiple}; "
-                                 f"got {value}, use {max(multiple, value // multiple * multiple)} or "
-                                 f"{value // multiple * multiple + multiple}.")
-        if args.video is not None or args.retake is not None:
-            raise ValueError("--upsample cannot hold a --video or --retake a window; drop --upsample for those.")
     if args.no_tiling and not args.upsample:
         raise ValueError("--no-tiling switches off the tiled refinement of --upsample; pass --upsample or drop it.")
     device = resolve_device(args.device)
@@ -464,31 +430,9 @@ def place_pipeline(pipe: LTX2AudioVideoPipeline, device: torch.device, offload: 
         pipe.to(device)
 
 
-def needs_negative_prompt(args: argparse.Namespace) -> bool:
-    """Whether text guidance (CFG) can run, so the negative prompt must be encoded: a stream's CFG is off when its
-    scale is 1, or when it is left unset and the stream is neutral (--distilled) or held whole (its source is given
-    and not retaken). Erring towards True only costs encoding time; the pipeline ignores unused embeddings."""
-    retake = set(args.retake_modalities or ("video", "audio")) if args.retake is not None else set()
-
-    def off(scale: float | None, source: Path | None, stream: str) -> bool:
-        if scale is not None:
-            return scale == 1.0
-        return args.distilled or (source is not None and stream not in retake)
-
-    return not (off(args.guidance_scale, args.video, "video") and off(args.audio_guidance_scale, args.audio, "audio"))
-
-
 def pipeline_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline call's arguments from the flags (prompt embeddings and callbacks are added by the run)."""
-    from PIL import Image
-
-    images = []
-    for spec in args.image:
-        try:
-            with Image.open(spec.path) as image:
-                images.append((image.convert("RGB"), spec.frame, spec.strength))
-        except OSError as error:
-            raise ValueError(f"--image {str(spec.path)!r} could not be read as an image ({error}).") from None
+    images = [(read_image(spec.path), spec.frame, spec.strength) for spec in args.image]  # 16-bit files scaled
     guidance = {name: getattr(args, name) for name in (
         "guidance_scale", "audio_guidance_scale", "modality_scale", "audio_modality_scale", "stg_scale",
         "audio_stg_scale", "guidance_rescale", "audio_guidance_rescale", "stg_blocks", "audio_stg_blocks")}
@@ -502,7 +446,7 @@ def pipeline_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         video=None if args.video is None else str(args.video),
         retake_window=None if args.retake is None else tuple(args.retake),
         height=args.height, width=args.width, num_frames=args.frames, frame_rate=args.fps,
-        num_inference_steps=args.steps or 40, sigmas=list(DISTILLED_SIGMAS) if args.distilled else args.sigmas,
+        num_inference_steps=args.steps, sigmas=list(DISTILLED_SIGMAS) if args.distilled else args.sigmas,
         upsample=args.upsample, refine_tiling=refine_tiling, decode_tiling=args.decode_tiling,
         num_videos_per_prompt=args.num_videos, max_sequence_length=args.max_sequence_length,
         image_crf=args.image_crf, output_type="np", **guidance,
@@ -527,12 +471,33 @@ def run_generate(args: argparse.Namespace) -> int:
         return 1
 
 
+def model_facts(model: str, device: torch.device, dtype: torch.dtype) -> PipelineFacts:
+    """The folder's (or Hub repository's) components described from their config files alone, so a call can be
+    planned and checked before any weight is read; load failures become :class:`GenerateError` messages."""
+    try:
+        folder = model
+        if not Path(model).is_dir():
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(model, allow_patterns=["model_index.json", "*/*.json"])
+        return PipelineFacts.from_folder(folder, device, dtype)
+    except (OSError, ValueError) as error:
+        message = load_error_message(error, model) if isinstance(error, OSError) else f"{model}: {error}"
+        if message is None:
+            raise
+        raise GenerateError(message) from error
+
+
 def _run(args: argparse.Namespace) -> int:
     check_output_path(args.output)  # a bad --output fails now, not after the whole clip is generated
     check_generate_args(args)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
+    facts = model_facts(args.model, device, dtype)
+    if not facts.has_text_encoder:
+        raise GenerateError(text_encoder_message(args.model))
     kwargs = pipeline_kwargs(args)  # reads the images: bad files fail before the model loads
+    plan = plan_generation(facts, call_arguments(prompt=args.prompt, negative_prompt=args.negative_prompt, **kwargs))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timer = PhaseTimer()
@@ -549,10 +514,10 @@ def _run(args: argparse.Namespace) -> int:
             _say("note: this folder has a distilled model's fixed noise levels; pass --distilled to run it without "
                  "guidance, as it was trained", args.quiet)
 
-        negative = DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt
         with timer.phase("text encoding"):
             positive_embeds, negative_embeds = pipe.encode_prompt(
-                args.prompt, negative, needs_negative_prompt(args), max_sequence_length=args.max_sequence_length)
+                args.prompt, plan.text.negative_prompts, plan.text.needs_negative,
+                max_sequence_length=args.max_sequence_length)
             synchronize(device)
         _say(f"encoded the prompt{'s' if negative_embeds is not None else ''} in "
              f"{timer.seconds['text encoding']:.2f} s", args.quiet)
@@ -563,7 +528,7 @@ def _run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             out = pipe(prompt_embeds=positive_embeds, negative_prompt_embeds=negative_embeds,
-                       negative_prompt=negative, generator=torch.Generator().manual_seed(args.seed),
+                       generator=torch.Generator().manual_seed(args.seed),
                        callback_on_step_end=clock.on_step_end, **kwargs)
         finally:
             hook.remove()

@@ -11,11 +11,12 @@ reference sampler.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 
-from ..schedulers.scheduling_ltx2 import euler_step
+from ..schedulers.scheduling_ltx2 import euler_step_from_x0, x0_from_velocity
 from .guidance import GuidanceParams, guide, passes_needed
 
 
@@ -108,8 +109,9 @@ def predict_x0(
         if names == ("isolated",):
             kwargs["isolate_modalities"] = True
         v_video, v_audio = transformer(**kwargs, return_dict=False)
-        x0_video = _x0(kwargs["hidden_states"], v_video, kwargs["timestep"])
-        x0_audio = _x0(kwargs["audio_hidden_states"], v_audio, kwargs["audio_timestep"]) if audio else None
+        x0_video = x0_from_velocity(kwargs["hidden_states"], v_video, kwargs["timestep"])
+        x0_audio = None if audio is None else x0_from_velocity(kwargs["audio_hidden_states"], v_audio,
+                                                               kwargs["audio_timestep"])
         return x0_video, x0_audio
 
     groups = [("cond", "uncond")] if batch_passes and "uncond" in passes else [("cond",)] + (
@@ -129,29 +131,16 @@ def predict_x0(
     return guided(video, per_pass_video), guided(audio, per_pass_audio) if audio is not None else None
 
 
-def _x0(sample: torch.Tensor, velocity: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-    """Per-token ``x0 = x - t v`` in float32, returned in the sample's dtype."""
-    return (sample.float() - velocity.float() * timesteps.unsqueeze(-1)).to(sample.dtype)
+# (video, audio, σ) -> guided (x0_video, x0_audio): predict_x0 or predict_x0_tiled with their other arguments bound.
+Predictor = Callable[[StreamInputs, "StreamInputs | None", torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
 def denoise_step(
-    transformer: torch.nn.Module,
-    video: StreamInputs,
-    audio: StreamInputs | None,
-    sigma: torch.Tensor,
-    sigma_next: torch.Tensor,
-    fps: float,
-    batch_passes: bool = True,
-) -> tuple[StreamInputs, StreamInputs | None, torch.Tensor, torch.Tensor | None]:
-    """One Euler step from ``sigma`` to ``sigma_next``; returns the updated streams and the guided x0 of each."""
-    x0_video, x0_audio = predict_x0(transformer, video, audio, sigma, fps, batch_passes)
-    video = replace(video, latents=_euler_from_x0(video.latents, x0_video, sigma, sigma_next))
+    predict: Predictor, video: StreamInputs, audio: StreamInputs | None, sigma: torch.Tensor, sigma_next: torch.Tensor
+) -> tuple[StreamInputs, StreamInputs | None]:
+    """One Euler step of both streams from ``sigma`` to ``sigma_next`` towards the guided x0 of ``predict``."""
+    x0_video, x0_audio = predict(video, audio, sigma)
+    video = replace(video, latents=euler_step_from_x0(video.latents, x0_video, sigma, sigma_next))
     if audio is not None:
-        audio = replace(audio, latents=_euler_from_x0(audio.latents, x0_audio, sigma, sigma_next))
-    return video, audio, x0_video, x0_audio
-
-
-def _euler_from_x0(sample: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
-                   ) -> torch.Tensor:
-    velocity = ((sample.float() - x0.float()) / sigma.float()).to(sample.dtype)
-    return euler_step(sample, velocity, sigma, sigma_next)
+        audio = replace(audio, latents=euler_step_from_x0(audio.latents, x0_audio, sigma, sigma_next))
+    return video, audio

@@ -1,13 +1,20 @@
-"""``LTX2AudioVideoPipeline``: text (and image) to joint video + audio with LTX-2."""
+"""``LTX2AudioVideoPipeline``: text (and images, audio, video) to joint video + audio with LTX-2, every mode in one
+call.
+
+A call reads as plan -> encode prompts -> encode sources -> one denoising loop per stage -> decode. The plan
+(:mod:`~ltx2_diffusers.pipelines.plan`) checks every argument before any model runs and fixes sizes, streams,
+guidance and stages; the loop body is :func:`~ltx2_diffusers.pipelines.denoising.denoise_step`.
+"""
 
 from __future__ import annotations
 
-import copy
+import inspect
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,10 @@ import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
+from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from ..models.audio_processing import audio_latent_length, resample
+from ..models.audio_processing import resample
 from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
 from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normalized_latents
@@ -26,46 +34,36 @@ from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
 from ..models.vocoder_ltx2 import LTX2Vocoder
-from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler, velocity_from_x0
-from .conditioning import DEFAULT_IMAGE_CRF, as_conditions
-from .denoising import StreamInputs, predict_x0
-from .guidance import GuidanceParams, validate_stg_blocks
+from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
+from .callbacks import check_callback_outputs
+from .conditioning import keyframe_coordinates
+from .defaults import DEFAULT_NEGATIVE_PROMPT
+from .denoising import StreamInputs, denoise_step, predict_x0
 from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
 from .lora import LTX2LoraLoaderMixin
-from .media import audio_waveform, fit_waveform, video_pixels
-from .pipeline_inputs import LTX2InputsMixin
-from .pipeline_output import (
-    DEFAULT_AUDIO_GUIDANCE,
-    DEFAULT_NEGATIVE_PROMPT,
-    DEFAULT_VIDEO_GUIDANCE,
-    LTX2PipelineOutput,
-    default_stg_blocks,
-)
+from .media import fit_waveform
+from .model_facts import PipelineFacts
+from .pipeline_output import LTX2PipelineOutput
+from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation, resolve_decode_tiling
+from .sources import SourceTokens, encode_audio_source, encode_conditions, encode_video_source
 from .stage_adapters import muted_adapters
-from .text_encoding import LTX2PromptEncoder, check_prompts
-from .token_tiling import TokenTile, TokenTiling, plan_token_tiles, predict_x0_tiled, tile_layouts
+from .starting_state import audio_starting_point, noised, video_starting_point
+from .text_encoding import LTX2PromptEncoder
+from .token_tiling import TokenTiling, predict_x0_tiled, tile_layouts
 
 logger = logging.get_logger(__name__)
 
-# Decodes larger than 121 frames at 720p (per video) are tiled automatically unless the caller says otherwise.
-AUTO_TILING_PIXELS = 121 * 720 * 1280
 
-EXAMPLE = """
-    ```py
-    >>> import torch
-    >>> from ltx2_diffusers import LTX2AudioVideoPipeline
-    >>> from ltx2_diffusers.utils.export import export_to_mp4
+@dataclass(frozen=True)
+class EncodedSources:
+    """What the VAEs made of the call's inputs: held / retaken clips and the condition images at each stage's size."""
 
-    >>> pipe = LTX2AudioVideoPipeline.from_pretrained("path/to/LTX-2", torch_dtype=torch.bfloat16)
-    >>> pipe.enable_model_cpu_offload()
-    >>> out = pipe("A street musician plays a violin at dusk, applause", num_frames=121, height=512, width=768,
-    ...            generator=torch.Generator().manual_seed(10))
-    >>> export_to_mp4(out.frames[0], "clip.mp4", fps=24, audio=out.audio[0], sample_rate=out.sample_rate)
-    ```
-"""
+    video: SourceTokens | None
+    audio: SourceTokens | None
+    conditions: dict[int, list]  # stage index -> [EncodedCondition]
 
 
-class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderMixin):
+class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2, every mode in one call.
 
     * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
@@ -76,6 +74,9 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
     * multi-scale (``upsample=True``): half-size generation, the x2 latent upsampler, then a short refinement at
       full size (optionally with another transformer or a LoRA active in that stage only), tiled over the latent
       when it exceeds a token budget (``refine_tiling``).
+
+    Defaults (steps, guidance, STG block, CRF, negative prompt) are the reference's for the LTX version the loaded
+    transformer's config describes (2.0 or 2.3). :meth:`plan` shows what a call would do without running it.
 
     Components (the names of a diffusers-format LTX-2 folder): ``scheduler`` (:class:`LTX2Scheduler`), ``vae``
     (:class:`LTX2VideoAutoencoder`), ``audio_vae`` (:class:`LTX2AudioAutoencoder`), ``text_encoder`` (Gemma-3),
@@ -89,11 +90,23 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
     ``unfuse_lora``; this needs the ``peft`` package (``pip install ltx2_diffusers[lora]``).
 
     Example:
-    """ + EXAMPLE
+
+    ```py
+    >>> import torch
+    >>> from ltx2_diffusers import LTX2AudioVideoPipeline
+    >>> from ltx2_diffusers.utils.export import export_to_mp4
+
+    >>> pipe = LTX2AudioVideoPipeline.from_pretrained("path/to/LTX-2", torch_dtype=torch.bfloat16)
+    >>> pipe.enable_model_cpu_offload()
+    >>> out = pipe("A street musician plays a violin at dusk, applause", num_frames=121, height=512, width=768,
+    ...            generator=torch.Generator().manual_seed(10))
+    >>> export_to_mp4(out.frames[0], "clip.mp4", fps=24, audio=out.audio[0], sample_rate=out.sample_rate)
+    ```
+    """
 
     model_cpu_offload_seq = "text_encoder->connectors->transformer->latent_upsampler->vae->audio_vae->vocoder"
     _optional_components = ["text_encoder", "tokenizer", "latent_upsampler"]
-    _callback_tensor_inputs = ["latents", "audio_latents", "prompt_embeds", "negative_prompt_embeds"]
+    _callback_tensor_inputs = list(CALLBACK_TENSORS)
 
     # Our class for each component of a diffusers-format LTX-2 folder (see `from_pretrained`).
     _component_classes = {
@@ -124,7 +137,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         self.register_modules(scheduler=scheduler, vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder,
                               latent_upsampler=latent_upsampler)
-        self.video_processor = VideoProcessor(vae_scale_factor=vae.config.spatial_compression_ratio)
+        self.video_processor = VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio)
         self._prompt_encoder: LTX2PromptEncoder | None = None
         self._interrupt = False
         self._stage = 0
@@ -170,11 +183,11 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
 
     @property
     def spatial_compression(self) -> int:
-        return self.vae.config.spatial_compression_ratio
+        return self.vae.spatial_compression_ratio
 
     @property
     def temporal_compression(self) -> int:
-        return self.vae.config.temporal_compression_ratio
+        return self.vae.temporal_compression_ratio
 
     @property
     def interrupt(self) -> bool:
@@ -194,6 +207,23 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         elif self.text_encoder is not None and encoder.text_encoder is not self.text_encoder:
             encoder.set_text_encoder(self.text_encoder, self.tokenizer)
         return encoder
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Planning
+    # ------------------------------------------------------------------------------------------------------------
+
+    def facts(self, device: torch.device | str | None = None) -> PipelineFacts:
+        """What a plan needs to know of the components (their configs and state, never their weights)."""
+        return PipelineFacts.from_components(
+            transformer=self.transformer, vae=self.vae, audio_vae=self.audio_vae, vocoder=self.vocoder,
+            connectors=self.connectors, scheduler=self.scheduler, latent_upsampler=self.latent_upsampler,
+            has_text_encoder=self.text_encoder is not None and self.tokenizer is not None,
+            device=device if device is not None else self._execution_device)
+
+    def plan(self, **kwargs: Any) -> GenerationPlan:  # noqa: ANN401
+        """The checked plan of ``pipe(**kwargs)``: sizes, streams, guidance, stages and a memory estimate; raises the
+        ``ValueError`` the call would raise. Nothing runs."""
+        return plan_generation(self.facts(), call_arguments(**kwargs))
 
     # ------------------------------------------------------------------------------------------------------------
     # Lifecycle steps
@@ -233,20 +263,16 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         """
         latents = self.vae.denormalize_latents(unpack_video_latents(tokens, shape).to(self.vae.dtype))
         generator = generator[0] if isinstance(generator, list) else generator
-        if tiling is None and not self.vae.use_tiling and math.prod(shape.to_pixels(
-                self.temporal_compression, self.spatial_compression)) > AUTO_TILING_PIXELS:
-            logger.info("Decoding %s frames x %sx%s px with tiling to bound memory (pass decode_tiling=False to "
-                        "decode in one piece).", *shape.to_pixels(self.temporal_compression, self.spatial_compression))
-            tiling = True
-        if tiling is True:
-            tiling = VideoTiling()
-        if tiling is False:
-            use_tiling, self.vae.use_tiling = self.vae.use_tiling, False
-            try:
-                return self.vae.decode(latents, generator=generator).sample
-            finally:
-                self.vae.use_tiling = use_tiling
-        return self.vae.decode(latents, generator=generator, tiling=tiling).sample
+        tiling = resolve_decode_tiling(tiling, self.vae.tiling if self.vae.use_tiling else None,
+                                       self.spatial_compression, self.temporal_compression,
+                                       *shape.to_pixels(self.temporal_compression, self.spatial_compression))
+        if tiling is not False:
+            return self.vae.decode(latents, generator=generator, tiling=tiling).sample
+        use_tiling, self.vae.use_tiling = self.vae.use_tiling, False
+        try:
+            return self.vae.decode(latents, generator=generator).sample
+        finally:
+            self.vae.use_tiling = use_tiling
 
     def decode_audio(self, tokens: torch.Tensor) -> torch.Tensor:
         """Packed normalised audio latents -> float32 waveform ``[B, 2, samples]`` at the vocoder's rate."""
@@ -254,64 +280,16 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         mel = self.audio_vae.decode(latents).sample
         return self.vocoder(mel)
 
-
     def upsample_video_latents(self, tokens: torch.Tensor, shape: VideoLatentShape) -> torch.Tensor:
         """Packed normalised latents of ``shape`` -> packed normalised latents at twice the height and width."""
-        self._check_upsampler()
+        if self.latent_upsampler is None:
+            raise ValueError("upsampling needs a latent upsampler: pass latent_upsampler=LTX2LatentUpsampler."
+                             "from_pretrained(...) to the pipeline (or load a folder that has latent_upsampler/).")
         latents = unpack_video_latents(tokens, shape).to(self.latent_upsampler.dtype)
         vae = self.vae
         upsampled = upsample_normalized_latents(self.latent_upsampler, latents, vae.latents_mean.to(latents),
                                                 vae.latents_std.to(latents), vae.config.scaling_factor)
         return pack_video_latents(upsampled).to(tokens.dtype)
-
-    def _denoise(
-        self,
-        video: StreamInputs,
-        audio: StreamInputs,
-        fps: float,
-        transformer: torch.nn.Module,
-        batch_guidance: bool,
-        tiles: list[TokenTile] | None,
-        grid: tuple[int, int, int],
-        callback: Callable | None,
-        callback_inputs: Sequence[str],
-        embeds: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
-    ) -> tuple[StreamInputs, StreamInputs]:
-        """Runs the scheduler's current σ list on both streams (one Euler step per σ, guided in x0 space)."""
-        timesteps, sigmas = self.scheduler.timesteps, self.scheduler.sigmas
-        audio_scheduler = copy.deepcopy(self.scheduler)
-        layouts = None if tiles is None else tile_layouts(tiles, grid, video.latents.shape[1], video.latents.device)
-        user_config = dict(getattr(self, "_progress_bar_config", {}))
-        self._progress_bar_config = {"desc": f"stage {self._stage}", **user_config}  # the user's desc wins
-        try:
-            progress_bar = self.progress_bar(total=len(timesteps))
-        finally:
-            self._progress_bar_config = user_config
-        with progress_bar:
-            for i, t in enumerate(timesteps):
-                if self._interrupt:
-                    continue
-                sigma = sigmas[i]
-                if layouts is not None:
-                    x0_video, x0_audio = predict_x0_tiled(transformer, video, audio, sigma, fps, layouts,
-                                                          batch_guidance)
-                else:
-                    x0_video, x0_audio = predict_x0(transformer, video, audio, sigma, fps, batch_guidance)
-                video = _replace_latents(video, self.scheduler.step(
-                    velocity_from_x0(video.latents, x0_video, sigma), t, video.latents).prev_sample)
-                audio = _replace_latents(audio, audio_scheduler.step(
-                    velocity_from_x0(audio.latents, x0_audio, sigma), t, audio.latents).prev_sample)
-                if callback is not None:
-                    state = {"latents": video.latents, "audio_latents": audio.latents,
-                             "prompt_embeds": embeds[0], "negative_prompt_embeds": embeds[1]}
-                    outputs = callback(self, self._step, t, {k: state[k] for k in callback_inputs}) or {}
-                    if "latents" in outputs:
-                        video = _replace_latents(video, outputs["latents"])
-                    if "audio_latents" in outputs:
-                        audio = _replace_latents(audio, outputs["audio_latents"])
-                self._step += 1
-                progress_bar.update()
-        return video, audio
 
     # ------------------------------------------------------------------------------------------------------------
     # Call
@@ -332,7 +310,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         width: int | None = None,
         num_frames: int | None = None,
         frame_rate: float | None = None,
-        num_inference_steps: int = 40,
+        num_inference_steps: int | None = None,
         sigmas: Sequence[float] | None = None,
         guidance_scale: float | None = None,
         audio_guidance_scale: float | None = None,
@@ -358,7 +336,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         prompt_embeds: LTX2TextEmbeddings | None = None,
         negative_prompt_embeds: LTX2TextEmbeddings | None = None,
         max_sequence_length: int = 1024,
-        image_crf: int = DEFAULT_IMAGE_CRF,
+        image_crf: int | None = None,
         batch_guidance: bool = True,
         decode_tiling: VideoTiling | bool | None = None,
         output_type: str = "pil",
@@ -367,6 +345,9 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ) -> LTX2PipelineOutput | tuple:
         r"""Generates video and audio.
+
+        Every argument is checked before any model runs (see :meth:`plan`); a mistake raises a ``ValueError`` that
+        says what to pass instead.
 
         Args:
             prompt: text prompt(s); or pass ``prompt_embeds``.
@@ -389,8 +370,9 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
             num_frames: ``8k+1``; default: the ``video``'s frame count, else 121.
             frame_rate: frames per second (sets the RoPE time axis and the audio length); default: the video
                 file's rate, else 24.
-            num_inference_steps: steps of the LTX-2 schedule; or ``sigmas``: the steps' σ without the final 0, used
-                exactly as given (e.g. ``DISTILLED_SIGMAS``).
+            num_inference_steps: steps of the LTX-2 schedule (default: the reference's, 40 for LTX-2.0 and 30 for
+                2.3); or ``sigmas``: the steps' σ without the final 0, used exactly as given (e.g.
+                ``DISTILLED_SIGMAS``).
             guidance_scale / modality_scale / stg_scale / guidance_rescale: video guidance (CFG, modality,
                 STG, rescale); ``None`` takes the reference's 3 / 3 / 1 / 0.7.
             audio_guidance_scale / audio_modality_scale / audio_stg_scale / audio_guidance_rescale: audio guidance;
@@ -398,7 +380,8 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
                 fallback to the video value). A stream held whole (``audio=`` or ``video=`` without a window) has
                 its guidance off unless values are given, and sees its own prompt in the negative pass, as in the
                 reference's audio-to-video pipeline.
-            stg_blocks / audio_stg_blocks: blocks STG perturbs (default: block 29 of 48; audio: the video list).
+            stg_blocks / audio_stg_blocks: blocks STG perturbs (default: the reference's block, 29 of 48 for
+                LTX-2.0 and 28 for 2.3; audio: the video list).
             upsample: multi-scale: generate at half ``height`` x ``width``, upsample the latent x2 with
                 ``latent_upsampler``, re-noise both streams to ``stage_2_sigmas[0]`` and refine at full size.
             stage_2_sigmas: the refinement's σ list (default: the distilled 0.909375, 0.725, 0.421875).
@@ -420,7 +403,7 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
                 and re-noised to ``s·ε + (1 - s)·latents`` (refinement).
             prompt_embeds / negative_prompt_embeds: :class:`LTX2TextEmbeddings` from :meth:`encode_prompt`.
             max_sequence_length: text length (multiple of the connectors' register count).
-            image_crf: H.264 CRF applied to condition images (33 as the reference; 0 = off).
+            image_crf: H.264 CRF applied to condition images (default: the reference's 33; 0 = off).
             batch_guidance: run the conditional and negative-prompt passes as one batch (faster; ``False`` uses less
                 memory).
             decode_tiling: VAE tiling for the decode (see :meth:`decode_video`); default: the VAE's setting, and
@@ -428,174 +411,192 @@ class LTX2AudioVideoPipeline(LTX2InputsMixin, DiffusionPipeline, LTX2LoraLoaderM
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             return_dict: return an :class:`LTX2PipelineOutput` instead of a tuple.
             callback_on_step_end: ``callback(pipe, step, timestep, tensors) -> dict``; may read and replace
-                ``latents`` and ``audio_latents`` (packed, normalised). Steps count on across stages;
-                ``pipe.stage`` tells which stage runs.
+                ``latents`` and ``audio_latents`` (packed, normalised; same shape, dtype and device, finite) and the
+                prompt embeddings. Steps count on across stages; ``pipe.stage`` tells which stage runs.
             callback_on_step_end_tensor_inputs: names passed to the callback.
         """
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        config = self.transformer.config
-
-        # 1. Sources and sizes, then every check (nothing heavy runs before all arguments are known to be valid)
-        pixels, source_fps = video_pixels(video) if video is not None else (None, None)
-        waveform, source_rate = audio_waveform(audio, audio_sample_rate) if audio is not None else (None, None)
-        if audio is None and audio_sample_rate is not None:
-            raise ValueError("audio_sample_rate is only used with `audio`.")
-        num_frames = num_frames if num_frames is not None else pixels.shape[0] if pixels is not None else 121
-        height = height if height is not None else pixels.shape[2] if pixels is not None else 512
-        width = width if width is not None else pixels.shape[3] if pixels is not None else 768
-        frame_rate = frame_rate if frame_rate is not None else source_fps or 24.0
-        self.check_inputs(prompt, prompt_embeds, negative_prompt_embeds, height, width, num_frames, frame_rate,
-                          num_inference_steps, sigmas, num_videos_per_prompt, output_type, max_sequence_length,
-                          noise_scale, image_crf, callback_on_step_end_tensor_inputs)
-        window = self._check_sources(pixels, waveform, source_rate, retake_window, retake_modalities, num_frames,
-                                     height, width, frame_rate)
-        stage_2_adapters = self._check_stages(upsample, height, width, pixels, window, stage_2_sigmas,
-                                              stage_2_transformer, stage_2_adapters, refine_tiling)
-        retake = set(retake_modalities) if window is not None else set()
-        video_held = pixels is not None and "video" not in retake and pixels.shape[0] == num_frames
-        audio_tokens = audio_latent_length(
-            num_frames, frame_rate, sample_rate=self.audio_vae.config.sample_rate,
-            hop_length=self.audio_vae.config.mel_hop_length,
-            temporal_compression=self.audio_vae.temporal_compression_ratio)
-        audio_held = waveform is not None and "audio" not in retake and self.audio_source_tokens(
-            waveform, source_rate) >= audio_tokens
-        if video_held and audio_held:
-            raise ValueError("both `video` and `audio` are given and held whole: there is nothing to generate. Pass "
-                             "retake_window=(start, end) to regenerate part of them, or drop one.")
-        video_guidance = _guidance(DEFAULT_VIDEO_GUIDANCE, video_held, guidance_scale, stg_scale, modality_scale,
-                                   guidance_rescale)
-        audio_guidance = _guidance(DEFAULT_AUDIO_GUIDANCE, audio_held, audio_guidance_scale, audio_stg_scale,
-                                   audio_modality_scale, audio_guidance_rescale)
-        stg_blocks = validate_stg_blocks(default_stg_blocks(config.num_layers) if stg_blocks is None
-                                         else stg_blocks, config.num_layers)
-        audio_stg_blocks = stg_blocks if audio_stg_blocks is None else validate_stg_blocks(
-            audio_stg_blocks, config.num_layers)
-        num_prompts = len(check_prompts(prompt)) if prompt is not None else prompt_embeds.video_embeds.shape[0]
-        batch = num_prompts * num_videos_per_prompt
-        if isinstance(generator, list) and len(generator) != batch:
-            raise ValueError(f"Got {len(generator)} generators for {batch} videos (prompts × num_videos_per_prompt): "
-                             f"pass one generator or exactly {batch}.")
-        scale = 2 if upsample else 1
-        full_shape = VideoLatentShape.from_pixels(num_frames, height, width, config.in_channels,
-                                                  self.temporal_compression, self.spatial_compression)
-        shape = VideoLatentShape.from_pixels(num_frames, height // scale, width // scale, config.in_channels,
-                                             self.temporal_compression, self.spatial_compression)
-        self._check_latents(latents, batch, shape.num_tokens, shape.channels, "latents")
-        self._check_latents(audio_latents, batch, audio_tokens, config.audio_in_channels, "audio_latents")
-        conditions = as_conditions(image, num_frames)
-        if decode_tiling is not None and not isinstance(decode_tiling, (bool, VideoTiling)):
-            raise ValueError(f"`decode_tiling` must be a VideoTiling, True, False or None, got "
-                             f"{type(decode_tiling).__name__}.")
-        # the refinement's tiles (planned now: a budget below one tile is an error before any compute)
-        refining_one_stage = not upsample and (refine_tiling is True or isinstance(refine_tiling, TokenTiling))
-        tiling = TokenTiling() if refine_tiling in (None, True) else refine_tiling
-        tiles = plan_token_tiles(full_shape[:3], tiling) if (upsample or refining_one_stage) and tiling else None
-        tiles = tiles if tiles is not None and len(tiles) > 1 else None
-        use_cfg = video_guidance.uses_uncond or audio_guidance.uses_uncond
-        self._interrupt, self._stage, self._step = False, 1, 0
+        plan = plan_generation(self.facts(), {name: value for name, value in locals().items() if name != "self"})
         device, dtype = self._execution_device, self.transformer.dtype
-
-        # 2. Prompts (cached; the text encoder is not needed again after this)
-        positive, negative = self.encode_prompt(
-            prompt, negative_prompt, use_cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
-            max_sequence_length, device, dtype)
-
-        # 3. Sources: the clean tokens of a given video / audio and what of them is held
-        video_source = audio_source = None
-        if pixels is not None:
-            video_source = self.encode_video_source(pixels, shape, frame_rate, window if "video" in retake else None,
-                                                    device)
-        if waveform is not None:
-            audio_source = self.encode_audio_source(waveform, source_rate, audio_tokens,
-                                                    window if "audio" in retake else None, device)
-
-        # 4. Stage 1 (the whole generation without upsample): noise from one generator, video first as the reference
-        video_state = self.prepare_latents(shape, batch, frame_rate, conditions, generator, latents, noise_scale,
-                                           image_crf, dtype, device, video_source)
-        audio_state = self.prepare_audio_latents(batch, audio_tokens, generator, audio_latents, noise_scale, dtype,
-                                                 device, audio_source)
-        video_state = _with_text(video_state, positive.video_embeds, negative, "video_embeds", video_guidance,
-                                 stg_blocks, video_held)
-        audio_state = _with_text(audio_state, positive.audio_embeds, negative, "audio_embeds", audio_guidance,
-                                 audio_stg_blocks, audio_held)
-        self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, num_tokens=shape.num_tokens)
-        callback_inputs = (callback_on_step_end, callback_on_step_end_tensor_inputs, (positive, negative))
-        with muted_adapters(self.transformer, stage_2_adapters):
-            video_state, audio_state = self._denoise(video_state, audio_state, frame_rate, self.transformer,
-                                                     batch_guidance, None if upsample else tiles, shape[:3],
-                                                     *callback_inputs)
-
-        # 5. Stage 2: x2 latent upsampling, re-noise to the first stage-2 σ, refine (guidance off by default)
-        if upsample and not self._interrupt:
-            self._stage = 2
-            upsampled = self.upsample_video_latents(video_state.latents[:, : shape.num_tokens], shape)
-            k = float(stage_2_sigmas[0])
-            refined_video = self.prepare_latents(full_shape, batch, frame_rate, conditions, generator, upsampled, k,
-                                                 image_crf, dtype, device)
-            refined_audio = self.prepare_audio_latents(batch, audio_tokens, generator, audio_state.latents, k, dtype,
-                                                       device, audio_source)
-            off = GuidanceParams()
-            video_state = replace(refined_video, **_text_fields(video_state, stage_2_guidance, off))
-            audio_state = replace(refined_audio, **_text_fields(audio_state, stage_2_guidance, off))
-            shape = full_shape
-            self.scheduler.set_timesteps(len(stage_2_sigmas), device=device, sigmas=stage_2_sigmas)
-            video_state, audio_state = self._denoise(video_state, audio_state, frame_rate,
-                                                     stage_2_transformer or self.transformer, batch_guidance, tiles,
-                                                     shape[:3], *callback_inputs)
-
-        # 6. Decode (appended keyframe tokens are dropped first); held sources come back as given
-        video_tokens = video_state.latents[:, : shape.num_tokens]
-        if output_type == "latent":
-            frames, waveform_out, sample_rate = video_tokens, audio_state.latents, None
-        else:
-            if video_held:
-                pixel_video = pixels.permute(1, 0, 2, 3).unsqueeze(0).expand(batch, -1, -1, -1, -1)
-            else:
-                pixel_video = self.decode_video(video_tokens, shape, generator, decode_tiling)
-            frames = self.video_processor.postprocess_video(pixel_video, output_type=output_type)
-            sample_rate = self.vocoder.config.output_sampling_rate
-            if audio_held:
-                clip = fit_waveform(resample(waveform, source_rate, sample_rate),
-                                    round(num_frames / frame_rate * sample_rate))
-                waveform_out = clip.unsqueeze(0).expand(batch, -1, -1).contiguous()
-            else:
-                waveform_out = self.decode_audio(audio_state.latents).float()
-            if output_type == "np":
-                waveform_out = waveform_out.cpu().numpy().astype(np.float32)
+        self._interrupt, self._step = False, 0
+        texts = self._encode_text(plan, device, dtype)
+        sources = self._encode_sources(plan, device)
+        previous = None
+        for stage in plan.stages:
+            if self._interrupt:
+                break
+            self._stage = stage.index
+            video, audio = self._start_stage(plan, stage, sources, texts, previous, device, dtype)
+            video, audio = self._run_stage(plan, stage, video, audio, texts)
+            previous = (stage, video, audio)
+        output = self._output(plan, *previous[1:], previous[0].shape)
         self._stage = 0
         self.maybe_free_model_hooks()
-        if not return_dict:
-            return frames, waveform_out, sample_rate
-        return LTX2PipelineOutput(frames=frames, audio=waveform_out, sample_rate=sample_rate, frame_rate=frame_rate)
+        return output if plan.return_dict else (output.frames, output.audio, output.sample_rate)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The phases of a call
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _encode_text(self, plan: GenerationPlan, device: torch.device, dtype: torch.dtype
+                     ) -> tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None]:
+        t = plan.text
+        return self.encode_prompt(t.prompts, t.negative_prompts, t.needs_negative, plan.num_videos_per_prompt,
+                                  t.prompt_embeds, t.negative_prompt_embeds, t.max_sequence_length, device, dtype)
+
+    def _encode_sources(self, plan: GenerationPlan, device: torch.device) -> EncodedSources:
+        shape, video, audio = plan.stages[0].shape, None, None
+        if plan.video_source is not None:
+            bounds = self.transformer.video_coordinates(shape.frames, 1, 1, plan.frame_rate)[0, 0]  # [F', 2] s
+            video = encode_video_source(self.vae, plan.video_source.media, shape, bounds, plan.video_source.window,
+                                        device)
+        if plan.audio_source is not None:
+            bounds = self.transformer.audio_coordinates(plan.audio_tokens)[0, 0]  # [L, 2] seconds
+            audio = encode_audio_source(self.audio_vae, plan.audio_source.media, plan.audio_source.rate,
+                                        plan.audio_tokens, bounds, plan.audio_source.window, device)
+        conditions = {stage.index: encode_conditions(self.vae, plan.conditions, stage.shape, plan.image_crf, device)
+                      for stage in plan.stages}
+        return EncodedSources(video, audio, conditions)
+
+    def _start_stage(
+        self, plan: GenerationPlan, stage: Stage, sources: EncodedSources,
+        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
+        previous: tuple[Stage, StreamInputs, StreamInputs] | None, device: torch.device, dtype: torch.dtype,
+    ) -> tuple[StreamInputs, StreamInputs]:
+        """Both streams' starting state: the call's latents (or noise), or the previous stage's result upsampled x2
+        and re-noised to ``stage.renoise``. Video noise is drawn before audio noise, from the same generator."""
+        if previous is None:
+            video_base, audio_base, noise_scale = plan.latents, plan.audio_latents, plan.noise_scale
+        else:
+            last, video, audio = previous
+            video_base = self.upsample_video_latents(video.latents[:, : last.shape.num_tokens], last.shape)
+            audio_base, noise_scale = audio.latents, stage.renoise
+        shape, batch = stage.shape, plan.batch
+        coords = self.transformer.video_coordinates(shape.frames, shape.height, shape.width, plan.frame_rate, batch,
+                                                    dtype, device)
+        keyframes = partial(keyframe_coordinates, latent_height=shape.height, latent_width=shape.width,
+                            fps=plan.frame_rate, batch_size=batch, spatial_scale=self.spatial_compression,
+                            temporal_scale=self.temporal_compression)
+        video_point = video_starting_point(shape, batch, coords, video_base, sources.video,
+                                           sources.conditions[stage.index], keyframes, dtype, device)
+        audio_point = audio_starting_point(plan.audio_tokens, self.transformer.config.audio_in_channels, batch,
+                                           self.transformer.audio_coordinates(plan.audio_tokens, batch, device),
+                                           audio_base, sources.audio, dtype, device)
+        video = noised(video_point, randn_tensor(video_point.clean.shape, plan.generator, device, dtype), noise_scale)
+        audio = noised(audio_point, randn_tensor(audio_point.clean.shape, plan.generator, device, dtype), noise_scale)
+        return (_with_text(video, stage.video_guidance, plan.video.stg_blocks, plan.video.own_negative, texts,
+                           "video_embeds"),
+                _with_text(audio, stage.audio_guidance, plan.audio.stg_blocks, plan.audio.own_negative, texts,
+                           "audio_embeds"))
+
+    def _run_stage(
+        self, plan: GenerationPlan, stage: Stage, video: StreamInputs, audio: StreamInputs,
+        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
+    ) -> tuple[StreamInputs, StreamInputs]:
+        """The stage's steps: :func:`denoise_step` with the plain or tiled predictor, then the callback."""
+        transformer = stage.transformer or self.transformer
+        if stage.tiles is None:
+            predict = partial(predict_x0, transformer, fps=plan.frame_rate, batch_passes=plan.batch_guidance)
+        else:
+            layouts = tile_layouts(list(stage.tiles), tuple(stage.shape[:3]), video.latents.shape[1],
+                                   video.latents.device)
+            predict = partial(predict_x0_tiled, transformer, fps=plan.frame_rate, layouts=layouts,
+                              batch_passes=plan.batch_guidance)
+        sigmas = torch.tensor(stage.sigmas, dtype=torch.float32, device=video.latents.device)
+        timesteps = sigmas[:-1] * self.scheduler.config.num_train_timesteps
+        muted = muted_adapters(self.transformer, stage.muted_adapters) if stage.muted_adapters else nullcontext()
+        with self._progress(stage) as progress_bar, muted:
+            for i in range(stage.num_steps):
+                if self._interrupt:
+                    continue
+                video, audio = denoise_step(predict, video, audio, sigmas[i], sigmas[i + 1])
+                if plan.callback is not None:
+                    video, audio, texts = self._callback(plan, timesteps[i], video, audio, texts)
+                self._step += 1
+                progress_bar.update()
+        for name, stream in (("video", video), ("audio", audio)):
+            if not bool(torch.isfinite(stream.latents).all()):
+                raise ValueError(f"stage {stage.index} produced NaN/inf {name} latents: the model overflowed (run it "
+                                 f"in bfloat16 or float32 rather than float16) or its weights hold NaN.")
+        return video, audio
+
+    def _progress(self, stage: Stage) -> Any:  # noqa: ANN401
+        user_config = dict(getattr(self, "_progress_bar_config", {}))
+        self._progress_bar_config = {"desc": f"stage {stage.index}", **user_config}  # the user's desc wins
+        try:
+            return self.progress_bar(total=stage.num_steps)
+        finally:
+            self._progress_bar_config = user_config
+
+    def _callback(
+        self, plan: GenerationPlan, timestep: torch.Tensor, video: StreamInputs, audio: StreamInputs,
+        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
+    ) -> tuple[StreamInputs, StreamInputs, tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None]]:
+        """Runs ``callback_on_step_end`` and applies what it returns, after checking it."""
+        state = {"latents": video.latents, "audio_latents": audio.latents, "prompt_embeds": texts[0],
+                 "negative_prompt_embeds": texts[1]}
+        outputs = plan.callback(self, self._step, timestep, {k: state[k] for k in plan.callback_tensor_inputs})
+        name = getattr(plan.callback, "__qualname__", type(plan.callback).__name__)
+        outputs = check_callback_outputs(outputs, state, name)
+        if "latents" in outputs:
+            video = replace(video, latents=outputs["latents"])
+        if "audio_latents" in outputs:
+            audio = replace(audio, latents=outputs["audio_latents"])
+        if "prompt_embeds" in outputs or "negative_prompt_embeds" in outputs:
+            texts = (outputs.get("prompt_embeds", texts[0]), outputs.get("negative_prompt_embeds", texts[1]))
+            video = _with_text(video, video.guidance, video.stg_blocks, plan.video.own_negative, texts, "video_embeds")
+            audio = _with_text(audio, audio.guidance, audio.stg_blocks, plan.audio.own_negative, texts, "audio_embeds")
+        return video, audio, texts
+
+    def _output(self, plan: GenerationPlan, video: StreamInputs, audio: StreamInputs, shape: VideoLatentShape
+                ) -> LTX2PipelineOutput:
+        """Decodes both streams at ``shape`` (appended keyframe tokens dropped; held sources come back as given)."""
+        tokens = video.latents[:, : shape.num_tokens]
+        if plan.output_type == "latent":
+            return LTX2PipelineOutput(frames=tokens, audio=audio.latents, sample_rate=None,
+                                      frame_rate=plan.frame_rate)
+        if plan.video.held:
+            pixels = plan.video_source.media.permute(1, 0, 2, 3).unsqueeze(0).expand(plan.batch, -1, -1, -1, -1)
+        else:
+            pixels = self.decode_video(tokens, shape, plan.generator, plan.decode_tiling)
+        frames = self.video_processor.postprocess_video(pixels, output_type=plan.output_type)
+        rate = self.vocoder.config.output_sampling_rate
+        if plan.audio.held:
+            source = plan.audio_source
+            samples = round(plan.num_frames / plan.frame_rate * rate)
+            clip = fit_waveform(resample(source.media, source.rate, rate), samples)
+            waveform = clip.unsqueeze(0).expand(plan.batch, -1, -1).contiguous()
+        else:
+            waveform = self.decode_audio(audio.latents).float()
+        if plan.output_type == "np":
+            waveform = waveform.cpu().numpy().astype(np.float32)
+        return LTX2PipelineOutput(frames=frames, audio=waveform, sample_rate=rate, frame_rate=plan.frame_rate)
 
 
-def _guidance(default: GuidanceParams, held: bool, *values: float | None) -> GuidanceParams:
-    """A stream's guidance: given values as given; the rest from ``default``, or off for a stream held whole."""
-    base = GuidanceParams() if held else default
-    names = ("guidance_scale", "stg_scale", "modality_scale", "guidance_rescale")
-    return GuidanceParams(**{n: getattr(base, n) if v is None else v for n, v in zip(names, values)})
+# ----------------------------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+# The call's keywords and their defaults: the one place they are written is `__call__`'s signature.
+CALL_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(
+    LTX2AudioVideoPipeline.__call__).parameters.items() if name != "self"}
+
+
+def call_arguments(**overrides: Any) -> dict[str, Any]:  # noqa: ANN401
+    """Every keyword of :meth:`LTX2AudioVideoPipeline.__call__` with its default, updated with ``overrides``."""
+    unknown = sorted(set(overrides) - set(CALL_DEFAULTS))
+    if unknown:
+        raise TypeError(f"LTX2AudioVideoPipeline.__call__ has no argument(s) {unknown}.")
+    return {**CALL_DEFAULTS, **overrides}
 
 
 def _with_text(
-    stream: StreamInputs, context: torch.Tensor, negative: LTX2TextEmbeddings | None, field: str,
-    guidance: GuidanceParams, stg_blocks: Sequence[int], held: bool,
+    stream: StreamInputs, guidance: Any, stg_blocks: tuple[int, ...], own_negative: bool,  # noqa: ANN401
+    texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None], field: str,
 ) -> StreamInputs:
-    """Attaches prompt contexts and guidance; a stream held whole sees its own prompt in the negative pass."""
-    negative_context = None if negative is None else getattr(negative, field)
-    if held and not guidance.uses_uncond:
-        negative_context = context
+    """Attaches a stream's prompt contexts and guidance (``own_negative``: its own prompt in the negative pass)."""
+    positive, negative = texts
+    context = getattr(positive, field)
+    negative_context = context if own_negative else None if negative is None else getattr(negative, field)
     return replace(stream, context=context, negative_context=negative_context, guidance=guidance,
                    stg_blocks=tuple(stg_blocks))
-
-
-def _text_fields(stream: StreamInputs, keep_guidance: bool, off: GuidanceParams) -> dict:
-    return dict(context=stream.context, negative_context=stream.negative_context,
-                guidance=stream.guidance if keep_guidance else off, stg_blocks=stream.stg_blocks)
-
-
-def _replace_latents(stream: StreamInputs, latents: torch.Tensor) -> StreamInputs:
-    if latents.shape != stream.latents.shape:
-        raise ValueError(f"callback returned latents of shape {tuple(latents.shape)}; expected "
-                         f"{tuple(stream.latents.shape)}.")
-    return replace(stream, latents=latents.to(stream.latents.dtype))

@@ -47,7 +47,7 @@ class TokenTiling:
 
 
 @dataclass(frozen=True)
-class AxisTile:
+class TileWindow:
     """A window ``[start, stop)`` of one latent axis and its blend weight at each position of the window."""
 
     start: int
@@ -59,9 +59,9 @@ class AxisTile:
 class TokenTile:
     """One tile: a window per axis (frames, rows, columns) of the latent grid."""
 
-    frames: AxisTile
-    rows: AxisTile
-    cols: AxisTile
+    frames: TileWindow
+    rows: TileWindow
+    cols: TileWindow
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -90,7 +90,7 @@ def axis_tile_length(size: int, count: int, overlap: int) -> int:
     return min(size, math.ceil((size + (count - 1) * overlap) / count))
 
 
-def plan_axis(size: int, count: int, overlap: int) -> list[AxisTile]:
+def plan_windows(size: int, count: int, overlap: int) -> list[TileWindow]:
     """``count`` evenly spaced windows over ``size`` positions, neighbours overlapping by ``>= overlap``.
 
     Each window's raw weight ramps up linearly over ``overlap`` positions where it has a left neighbour and down
@@ -98,7 +98,7 @@ def plan_axis(size: int, count: int, overlap: int) -> list[AxisTile]:
     they sum to exactly one over the windows covering it.
     """
     if size < 1 or count < 1 or overlap < 0:
-        raise ValueError(f"plan_axis needs size >= 1, count >= 1 and overlap >= 0, got {size}, {count}, {overlap}.")
+        raise ValueError(f"plan_windows needs size >= 1, count >= 1 and overlap >= 0, got {size}, {count}, {overlap}.")
     count = min(count, size)
     length = axis_tile_length(size, count, overlap)
     starts = [0] if count == 1 else [round(i * (size - length) / (count - 1)) for i in range(count)]
@@ -114,7 +114,7 @@ def plan_axis(size: int, count: int, overlap: int) -> list[AxisTile]:
     total = torch.zeros(size, dtype=torch.float64)
     for start, weight in zip(starts, raw):
         total[start:start + length] += weight
-    return [AxisTile(start, start + length, weight / total[start:start + length])
+    return [TileWindow(start, start + length, weight / total[start:start + length])
             for start, weight in zip(starts, raw)]
 
 
@@ -162,7 +162,7 @@ def plan_token_tiles(grid: tuple[int, int, int], tiling: TokenTiling) -> list[To
         if best is not None:  # the fewest temporal tiles that work
             break
     counts = best[1]
-    axes = [plan_axis(size, count, overlap) for size, count, overlap in zip(grid, counts, overlaps)]
+    axes = [plan_windows(size, count, overlap) for size, count, overlap in zip(grid, counts, overlaps)]
     return [TokenTile(f, h, w) for f in axes[0] for h in axes[1] for w in axes[2]]
 
 
@@ -192,7 +192,7 @@ def tile_token_layout(tile: TokenTile, grid: tuple[int, int, int], extra_tokens:
         per_frame = height * width
         if extra_tokens % per_frame:
             raise ValueError(f"{extra_tokens} appended tokens are not whole latent frames of {height}x{width}.")
-        spatial = TokenTile(AxisTile(0, 1, torch.ones(1, dtype=torch.float64)), tile.rows, tile.cols)
+        spatial = TokenTile(TileWindow(0, 1, torch.ones(1, dtype=torch.float64)), tile.rows, tile.cols)
         cells, cell_weights = spatial.token_indices((1, height, width)), spatial.token_weights() / num_time_tiles
         blocks = torch.arange(extra_tokens // per_frame).view(-1, 1)
         index = torch.cat([index, (math.prod(grid) + blocks * per_frame + cells).flatten()])

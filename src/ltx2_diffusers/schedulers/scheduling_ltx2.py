@@ -87,7 +87,7 @@ def ltx2_sigmas(
 
 
 def x0_from_velocity(sample: torch.Tensor, velocity: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-    """``x0 = x - σ v`` (computed in float32, returned in the sample's dtype)."""
+    """``x0 = x - σ v`` (σ a number, per sample or per token; float32 math, returned in the sample's dtype)."""
     return (sample.float() - _as_float(sigma, sample) * velocity.float()).to(sample.dtype)
 
 
@@ -104,6 +104,13 @@ def euler_step(
     return (sample.float() + dt * velocity.float()).to(sample.dtype)
 
 
+def euler_step_from_x0(
+    sample: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor | float, sigma_next: torch.Tensor | float
+) -> torch.Tensor:
+    """The Euler step towards a predicted ``x0``: ``x + (σ' - σ)(x - x0)/σ``."""
+    return euler_step(sample, velocity_from_x0(sample, x0, sigma), sigma, sigma_next)
+
+
 def _check_given_sigmas(given: torch.Tensor) -> torch.Tensor:
     if given.numel() == 0 or bool((given <= 0).any()) or bool((given > 1).any()):
         raise ValueError(f"sigmas must be values in (0, 1] without the final 0, got {given.tolist()}.")
@@ -113,7 +120,9 @@ def _check_given_sigmas(given: torch.Tensor) -> torch.Tensor:
 
 
 def _as_float(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(value, dtype=torch.float32, device=like.device)
+    """σ as float32 on ``like``'s device; a per-token ``[B, T]`` σ gains a trailing axis to broadcast over channels."""
+    value = torch.as_tensor(value, dtype=torch.float32, device=like.device)
+    return value.unsqueeze(-1) if 0 < value.ndim == like.ndim - 1 else value
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -171,14 +180,13 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
     def step_index(self) -> int:
         return self._step_index
 
-    def set_timesteps(
+    def schedule(
         self,
         num_inference_steps: int | None = None,
-        device: torch.device | str | None = None,
         sigmas: Sequence[float] | torch.Tensor | None = None,
         num_tokens: int | None = None,
-    ) -> None:
-        """Prepares the σ schedule.
+    ) -> torch.Tensor:
+        """The σ list a call would use, ending with 0 (float32, CPU); the scheduler's state is not touched.
 
         Args:
             num_inference_steps: number of steps of the LTX-2 schedule.
@@ -193,20 +201,28 @@ class LTX2Scheduler(SchedulerMixin, ConfigMixin):
                             "is ignored.", len(c.sigmas), num_inference_steps)
             sigmas = c.sigmas
         if sigmas is not None:
-            given = _check_given_sigmas(torch.as_tensor(sigmas, dtype=torch.float32).flatten())
-            schedule = torch.cat([given, given.new_zeros(1)])
+            given = _check_given_sigmas(torch.as_tensor(sigmas, dtype=torch.float32).flatten().cpu())
+            return torch.cat([given, given.new_zeros(1)])
+        if num_inference_steps is None:
+            raise ValueError("Pass num_inference_steps or sigmas.")
+        if c.use_dynamic_shifting:
+            if num_tokens is None:
+                raise ValueError("use_dynamic_shifting needs num_tokens (the number of video tokens).")
+            shift = token_shift(num_tokens, c.base_shift, c.max_shift, c.base_image_seq_len, c.max_image_seq_len)
         else:
-            if num_inference_steps is None:
-                raise ValueError("Pass num_inference_steps or sigmas.")
-            if c.use_dynamic_shifting:
-                if num_tokens is None:
-                    raise ValueError("use_dynamic_shifting needs num_tokens (the number of video tokens).")
-                shift = token_shift(num_tokens, c.base_shift, c.max_shift, c.base_image_seq_len, c.max_image_seq_len)
-            else:
-                shift = c.max_shift if c.shift is None else math.log(c.shift)
-            schedule = ltx2_sigmas(num_inference_steps, shift, c.shift_terminal)
-        self.sigmas = schedule.to(device)
-        self.timesteps = self.sigmas[:-1] * c.num_train_timesteps
+            shift = c.max_shift if c.shift is None else math.log(c.shift)
+        return ltx2_sigmas(num_inference_steps, shift, c.shift_terminal)
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: torch.device | str | None = None,
+        sigmas: Sequence[float] | torch.Tensor | None = None,
+        num_tokens: int | None = None,
+    ) -> None:
+        """Prepares the σ schedule of :meth:`schedule` for :meth:`step`."""
+        self.sigmas = self.schedule(num_inference_steps, sigmas, num_tokens).to(device)
+        self.timesteps = self.sigmas[:-1] * self.config.num_train_timesteps
         self.num_inference_steps = len(self.timesteps)
         self._step_index = 0
 
