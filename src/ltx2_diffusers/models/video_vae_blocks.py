@@ -382,11 +382,70 @@ class UpBlock3d(_ResnetStack):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _per_block(value: bool | Sequence, count: int, name: str) -> tuple:
+def per_block(value: bool | Sequence, count: int, name: str, from_end: bool = False) -> tuple:
+    """``count`` per-block entries of a config list, read the way diffusers indexes it.
+
+    A bool applies to every block. A longer list is accepted, as diffusers accepts it: its first ``count`` entries are
+    used, or its last ``count`` with ``from_end`` (the decoder lists diffusers reverses before indexing, so their
+    input-side end counts). A shorter list raises a ``ValueError``.
+    """
     values = (value,) * count if isinstance(value, bool) else tuple(value)
-    if len(values) != count:
+    if len(values) < count:
         raise ValueError(f"{name} needs {count} entries (one per block), got {len(values)}: {values}.")
-    return values
+    return values[len(values) - count:] if from_end else values[:count]
+
+
+def encoder_layers(layers_per_block: Sequence[int], blocks: int) -> tuple[tuple[int, ...], int]:
+    """``(layers per down block, mid-block layers)`` as diffusers reads ``layers_per_block``: the first ``blocks``
+    entries for the down blocks, the last entry for the mid block (shared with the last down block when the list has
+    only ``blocks`` entries)."""
+    layers = tuple(layers_per_block)
+    if len(layers) < max(blocks, 1):
+        raise ValueError(f"layers_per_block needs at least {max(blocks, 1)} entries (one per down block; the last "
+                         f"one also sets the mid block), got {layers}.")
+    return layers[:blocks], layers[-1]
+
+
+def check_encoder_widths(in_width: int, widths: Sequence[int], enabled: Sequence[bool], kinds: Sequence[str]) -> None:
+    """``ValueError`` unless every down block's re-sampler produces the width the next block is built for."""
+    for i, (out, on, kind) in enumerate(zip(widths, enabled, kinds)):
+        volume = math.prod(resample_stride(kind))
+        if not on or kind == "conv":
+            if out != in_width:
+                what = "has no down-sampler" if not on else "down-samples with a width-keeping conv"
+                raise ValueError(f"down block {i} {what}, so block_out_channels[{i}] must stay {in_width}, got {out}.")
+        elif out % volume or (in_width * volume) % out:
+            raise ValueError(f"down block {i} ({kind}) turns {in_width} channels into {in_width * volume} by "
+                             f"space-to-depth; block_out_channels[{i}]={out} must divide that and be a multiple of "
+                             f"{volume}.")
+        in_width = out
+
+
+def check_decoder_widths(mid_width: int, widths: Sequence[int], factors: Sequence[int], enabled: Sequence[bool]
+                         ) -> None:
+    """``ValueError`` unless the channel flow through the up blocks (input side first) is consistent.
+
+    Up block ``i`` is built for ``in = out_{i-1} / factor_i`` and ``out = width_i / factor_i`` channels; a
+    width-changing residual block runs first when they differ, the up-sampler expects ``out · factor_i`` channels.
+    """
+    width = previous = mid_width
+    for i, (w, f, on) in enumerate(zip(widths, factors, enabled)):
+        block_in, block_out = previous // f, w // f
+        if block_in != block_out:
+            if width != block_in:
+                raise ValueError(f"up block {i} (from the input side) would change {block_in} -> {block_out} "
+                                 f"channels but receives {width}; make decoder_block_out_channels / upsample_factor "
+                                 f"consistent (a width change needs upsample_factor 1 at that block).")
+            width = block_out
+        if on:
+            if width != block_out * f:
+                raise ValueError(f"up block {i} (from the input side): its up-sampler expects {block_out * f} "
+                                 f"channels but receives {width}; check decoder_block_out_channels / upsample_factor.")
+            width = block_out
+        if width != block_out:
+            raise ValueError(f"up block {i} (from the input side) has no up-sampler and keeps {width} channels, but "
+                             f"its residual blocks are built for {block_out}; check decoder_block_out_channels.")
+        previous = block_out
 
 
 class VideoEncoder3d(nn.Module):
@@ -407,20 +466,21 @@ class VideoEncoder3d(nn.Module):
     ) -> None:
         super().__init__()
         blocks = len(block_out_channels)
-        if len(layers_per_block) != blocks + 1:
-            raise ValueError(f"layers_per_block needs {blocks + 1} entries (one per down block plus the mid block), "
-                             f"got {tuple(layers_per_block)}.")
-        scaling = _per_block(spatio_temporal_scaling, blocks, "spatio_temporal_scaling")
-        kinds = _per_block(downsample_type, blocks, "downsample_type")
+        layers, mid_layers = encoder_layers(layers_per_block, blocks)
+        scaling = per_block(spatio_temporal_scaling, blocks, "spatio_temporal_scaling")
+        kinds = per_block(downsample_type, blocks, "downsample_type")
+        for kind in kinds:
+            resample_stride(kind)
+        check_encoder_widths(latent_channels, block_out_channels, scaling, kinds)
         self.patch = (patch_size_t, patch_size, patch_size)
         self.conv_in = CausalConv3d(in_channels * math.prod(self.patch), latent_channels,
                                     spatial_padding_mode=spatial_padding_mode)
         width = latent_channels
         self.down_blocks = nn.ModuleList()
-        for out, layers, down, kind in zip(block_out_channels, layers_per_block, scaling, kinds):
-            self.down_blocks.append(DownBlock3d(width, out, layers, eps, down, kind, spatial_padding_mode))
+        for out, num_layers, down, kind in zip(block_out_channels, layers, scaling, kinds):
+            self.down_blocks.append(DownBlock3d(width, out, num_layers, eps, down, kind, spatial_padding_mode))
             width = out
-        self.mid_block = MidBlock3d(width, layers_per_block[-1], eps, spatial_padding_mode=spatial_padding_mode)
+        self.mid_block = MidBlock3d(width, mid_layers, eps, spatial_padding_mode=spatial_padding_mode)
         self.conv_out = CausalConv3d(width, latent_channels + 1, spatial_padding_mode=spatial_padding_mode)
         self.factors = _total_factors(kinds, scaling, self.patch)
 
@@ -439,6 +499,7 @@ class VideoDecoder3d(nn.Module):
     Per-block arguments follow the file format's convention: ``block_out_channels``, ``layers_per_block``,
     ``spatio_temporal_scaling``, ``inject_noise``, ``upsample_residual`` and ``upsample_factor`` are listed from the
     output side (the last entry of ``layers_per_block`` is the mid block), ``upsample_type`` from the input side.
+    Lists longer than needed are read from their input-side end, as diffusers reads them (:func:`per_block`).
     """
 
     def __init__(
@@ -460,16 +521,23 @@ class VideoDecoder3d(nn.Module):
     ) -> None:
         super().__init__()
         blocks = len(block_out_channels)
-        if len(layers_per_block) != blocks + 1:
-            raise ValueError(f"decoder_layers_per_block needs {blocks + 1} entries (one per up block plus the mid "
-                             f"block), got {tuple(layers_per_block)}.")
+
+        def input_side_first(value: bool | Sequence, count: int, name: str) -> tuple:
+            return tuple(reversed(per_block(value, count, name, from_end=True)))
+
         widths = tuple(reversed(block_out_channels))
-        layers = tuple(reversed(layers_per_block))
-        scaling = tuple(reversed(_per_block(spatio_temporal_scaling, blocks, "decoder_spatio_temporal_scaling")))
-        noise = tuple(reversed(_per_block(inject_noise, blocks + 1, "decoder_inject_noise")))
-        residual = tuple(reversed(_per_block(upsample_residual, blocks, "upsample_residual")))
-        factor = tuple(reversed(_per_block(tuple(upsample_factor), blocks, "upsample_factor")))
-        kinds = _per_block(upsample_type, blocks, "upsample_type")
+        layers = input_side_first(tuple(layers_per_block), blocks + 1, "decoder_layers_per_block (the last entry is "
+                                  "the mid block)")
+        scaling = input_side_first(spatio_temporal_scaling, blocks, "decoder_spatio_temporal_scaling")
+        noise = input_side_first(inject_noise, blocks + 1, "decoder_inject_noise (the last entry is the mid block)")
+        residual = input_side_first(upsample_residual, blocks, "upsample_residual")
+        factor = input_side_first(tuple(upsample_factor), blocks, "upsample_factor")
+        kinds = per_block(tuple(upsample_type), blocks, "upsample_type")
+        for kind in kinds:
+            resample_stride(kind)
+        if any(int(f) != f or f < 1 for f in factor):
+            raise ValueError(f"upsample_factor entries must be positive integers, got {tuple(upsample_factor)}.")
+        check_decoder_widths(widths[0], widths, factor, scaling)
         self.patch = (patch_size_t, patch_size, patch_size)
 
         width = widths[0]
