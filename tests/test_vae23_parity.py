@@ -89,8 +89,8 @@ def test_encoder_with_a_width_keeping_conv_downsampler():
         assert _max_diff(posterior.mean, theirs.encode(x).latent_dist.mean) <= TOL
 
 
-@pytest.mark.parametrize("timestep_conditioning", [False, True])
-def test_diffusers_2_3_config_folder_loads_and_matches(tmp_path, timestep_conditioning):
+def test_diffusers_2_3_config_folder_loads_and_matches(tmp_path):
+    timestep_conditioning = True  # the larger layout (44 more tensors); without it: the ltx-core parity above
     config = tiny_diffusers_vae_config_23(LATENT, timestep_conditioning=timestep_conditioning)
     theirs = random_init_(diffusers.AutoencoderKLLTX2Video(**config), seed=41).eval()
     mean, std = statistics(LATENT)

@@ -241,3 +241,43 @@ def test_attributes_the_pipelines_read_have_diffusers_values():
             for part in name.split("."):
                 a, b = getattr(a, part), getattr(b, part)
             assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, name
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# In diffusers' own pipelines
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parity
+def test_diffusers_ltx2_pipeline_runs_with_our_vaes(tmp_path):
+    from ltx2_diffusers.benchmarks import diffusers_pipeline_from_folder
+    from ltx2_diffusers.utils.tiny import tiny_pipeline
+
+    ours = tiny_pipeline(seed=0)
+    ours.save_pretrained(tmp_path)
+    pipe = diffusers_pipeline_from_folder(str(tmp_path), ours.text_encoder, ours.tokenizer)
+    call = dict(prompt="a dog", negative_prompt="blurry", num_frames=9, height=64, width=64, num_inference_steps=1,
+                max_sequence_length=16, output_type="pt", guidance_scale=1.0, return_dict=False)
+    video, audio = pipe(**call, generator=torch.Generator().manual_seed(0))[:2]
+    pipe.vae = LTX2VideoAutoencoder.from_pretrained(tmp_path, subfolder="vae").eval()
+    pipe.audio_vae = LTX2AudioAutoencoder.from_pretrained(tmp_path, subfolder="audio_vae").eval()
+    video_ours, audio_ours = pipe(**call, generator=torch.Generator().manual_seed(0))[:2]
+    assert video.shape == (1, 9, 3, 64, 64) and _max_diff(video_ours, video) <= TOL
+    assert _max_diff(audio_ours, audio) <= TOL
+
+
+@pytest.mark.parity
+def test_diffusers_latent_upsample_pipeline_runs_with_ours():
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline, LTX2LatentUpsamplerModel
+
+    vae, vae_theirs = _video_pair(FOUR_BLOCK_VIDEO)
+    upsampler, upsampler_theirs = _pair(LTX2LatentUpsampler, LTX2LatentUpsamplerModel,
+                                        dict(in_channels=8, mid_channels=32, num_blocks_per_stage=1), seed=6)
+    latents = torch.randn(1, 8, 2, 2, 3, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for v, u in ((vae_theirs, upsampler_theirs), (vae, upsampler)):
+        pipe = LTX2LatentUpsamplePipeline(vae=v, latent_upsampler=u)
+        pipe.set_progress_bar_config(disable=True)
+        outputs.append(pipe(latents=latents, height=32, width=48, num_frames=9, output_type="pt",
+                            return_dict=False)[0])
+    assert outputs[0].shape == (1, 9, 3, 32, 48) and _max_diff(outputs[1], outputs[0]) <= TOL

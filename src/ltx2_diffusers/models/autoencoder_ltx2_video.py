@@ -102,7 +102,9 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
         patch_size (`int`, defaults to 4), patch_size_t (`int`, defaults to 1): input space-to-depth patch.
         resnet_norm_eps (`float`, defaults to 1e-6): epsilon of the channel-changing residual blocks' LayerNorm.
         scaling_factor (`float`, defaults to 1.0): extra latent scale used by (de)normalisation.
-        encoder_causal (`bool`, defaults to `True`), decoder_causal (`bool`, defaults to `False`): temporal padding.
+        encoder_causal (`bool`, defaults to `True`), decoder_causal (`bool`, defaults to `False`): temporal padding
+            (the LTX-2 decoder is not causal; diffusers' class default is `True`, but its saved configs always state
+            the value).
         encoder_spatial_padding_mode (`str`, defaults to `"zeros"`), decoder_spatial_padding_mode (`str`, defaults to
             `"reflect"`): spatial padding of every convolution.
         spatial_compression_ratio (`int`, *optional*), temporal_compression_ratio (`int`, *optional*): the
