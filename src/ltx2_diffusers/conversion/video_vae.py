@@ -56,7 +56,6 @@ DECODER_UPSAMPLE_TYPES: dict[str, str] = {
 # decoder blocks whose up-sampler can have a skip connection (ltx-core ignores "residual" on the others)
 DECODER_RESIDUAL_BLOCKS: frozenset[str] = frozenset({"compress_all"})
 RESIDUAL_BLOCK = "res_x"
-_STRIDES = {"spatial": (1, 2, 2), "temporal": (2, 1, 1), "spatiotemporal": (2, 2, 2), "conv": (2, 2, 2)}
 TIME_EMBEDDER_PREFIX = "last_time_embedder."
 
 # the x2 upsampler file already uses the diffusers names
@@ -174,6 +173,8 @@ def video_vae_config_from_original(
     ``spatial_padding_mode`` means ltx-core's defaults (encoder zeros, decoder reflect). ``residual`` counts only on
     ``compress_all`` decoder blocks, as in ltx-core. Blocks without a diffusers equivalent raise a ``ValueError``.
     """
+    from ..models.video_vae_config import STRIDES
+
     for key, allowed in (("dims", 3), ("norm_layer", "pixel_norm"), ("latent_log_var", "uniform")):
         if header.get(key, allowed) != allowed:
             raise ValueError(f"vae {key}={header[key]!r} is not supported by the diffusers format; it needs "
@@ -187,15 +188,15 @@ def video_vae_config_from_original(
     block_out, width = [], state_dict[enc + "conv_in.conv.weight"].shape[0]
     for k, kind in enumerate(down_types):
         if kind != "conv":  # a space-to-depth down-sampler's conv makes out / (t·h·w) channels
-            width = state_dict[f"{enc}down_blocks.{2 * k + 1}.conv.conv.weight"].shape[0] * math.prod(_STRIDES[kind])
+            width = state_dict[f"{enc}down_blocks.{2 * k + 1}.conv.conv.weight"].shape[0] * math.prod(STRIDES[kind])
         block_out.append(width)
     up_blocks = decoder[1::2]  # output side first
     up_types = [DECODER_UPSAMPLE_TYPES[b] for b, _ in up_blocks]
     last = len(decoder) - 1  # reference index = last - header index
     decoder_out = [state_dict[f"{dec}up_blocks.{last - (2 * k + 1)}.conv.conv.weight"].shape[1]
                    for k in range(len(up_blocks))]
-    spatial = sum(_STRIDES[t][1] == 2 for t in down_types)
-    temporal = sum(_STRIDES[t][0] == 2 for t in down_types)
+    spatial = sum(STRIDES[t][1] == 2 for t in down_types)
+    temporal = sum(STRIDES[t][0] == 2 for t in down_types)
     patch = header.get("patch_size", 4)
     padding = header.get("spatial_padding_mode")
     return {
