@@ -40,18 +40,23 @@ VAE_PART_RENAMES: dict[str, str] = {
     "last_scale_shift_table": "scale_shift_table",
 }
 
-# header block name -> diffusers re-sampling type
+# header block name -> diffusers re-sampling type (ltx-core's other blocks, e.g. "res_x_y", "attn_res_x",
+# "compress_all_x_y" or an encoder "compress_time", have no diffusers equivalent and are refused)
 ENCODER_DOWNSAMPLE_TYPES: dict[str, str] = {
     "compress_space_res": "spatial",
     "compress_time_res": "temporal",
     "compress_all_res": "spatiotemporal",
+    "compress_all": "conv",  # a width-keeping stride-2 causal conv
 }
 DECODER_UPSAMPLE_TYPES: dict[str, str] = {
     "compress_space": "spatial",
     "compress_time": "temporal",
     "compress_all": "spatiotemporal",
 }
-_STRIDES = {"spatial": (1, 2, 2), "temporal": (2, 1, 1), "spatiotemporal": (2, 2, 2)}
+# decoder blocks whose up-sampler can have a skip connection (ltx-core ignores "residual" on the others)
+DECODER_RESIDUAL_BLOCKS: frozenset[str] = frozenset({"compress_all"})
+RESIDUAL_BLOCK = "res_x"
+TIME_EMBEDDER_PREFIX = "last_time_embedder."
 
 # the x2 upsampler file already uses the diffusers names
 LATENT_UPSAMPLER_RENAMES: dict[str, str] = {}
@@ -123,21 +128,39 @@ def convert_video_vae_state_dict(
                              "video VAE", f"starts with {prefix!r}", expected)
 
 
-def _blocks(header: Mapping[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+def _blocks(header: Mapping[str, Any], name: str, table: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """The header's ``[[block name, params], ...]`` list, checked against the diffusers layout: ``res_x`` stacks
+    alternating with the re-samplers of ``table``, starting and ending with ``res_x``."""
     blocks = header.get(name)
     if not blocks:
         raise ValueError(f"the VAE header has no {name!r} list; pass the checkpoint's config['vae'] block.")
-    parsed = [(b, {"num_layers": p} if isinstance(p, int) else dict(p)) for b, p in blocks]
-    if len(parsed) % 2 == 0 or any((b == "res_x") != (i % 2 == 0) for i, (b, _) in enumerate(parsed)):
-        raise ValueError(f"{name} must alternate res_x and re-sampling blocks, starting and ending with res_x; got "
-                         f"{[b for b, _ in parsed]}.")
+    try:
+        parsed = [(b, {"num_layers": p} if isinstance(p, int) else dict(p)) for b, p in blocks]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a list of [block name, parameters] pairs, got {blocks!r}.") from error
+    names = [b for b, _ in parsed]
+    for i, block in enumerate(names):
+        wanted = [RESIDUAL_BLOCK] if i % 2 == 0 else sorted(table)
+        if block not in wanted:
+            kind = "a residual stack" if i % 2 == 0 else "a re-sampler"
+            raise ValueError(f"{name}[{i}] is {block!r}, but the diffusers layout needs {kind} there (one of "
+                             f"{wanted}); the list must alternate res_x and re-sampling blocks, starting and ending "
+                             f"with res_x. Got {names}.")
+    if len(parsed) % 2 == 0:
+        raise ValueError(f"{name} must end with a res_x stack (the mid block); got {names}.")
     return parsed
 
 
-def _resample_type(name: str, table: Mapping[str, str], which: str) -> str:
-    if name not in table:
-        raise ValueError(f"{which} block {name!r} has no diffusers equivalent; supported: {sorted(table)}.")
-    return table[name]
+def _timestep_conditioning(header: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], decoder: str) -> bool:
+    """Whether the decoder is timestep-conditioned: the tensors decide; a header value that disagrees is an error
+    (ltx-core reads a missing key as ``True``, so a missing key is not evidence)."""
+    present = any(k.startswith(decoder + TIME_EMBEDDER_PREFIX) for k in state_dict)
+    stated = header.get("timestep_conditioning")
+    if stated is not None and bool(stated) != present:
+        raise ValueError(f"the VAE header says timestep_conditioning={stated!r} but the checkpoint "
+                         f"{'has' if present else 'has no'} {decoder}{TIME_EMBEDDER_PREFIX}* tensors; the file is "
+                         f"inconsistent (fix the header's timestep_conditioning to {present}).")
+    return present
 
 
 def video_vae_config_from_original(
@@ -146,29 +169,34 @@ def video_vae_config_from_original(
     """Diffusers ``AutoencoderKLLTX2Video`` config from the header's ``vae`` block and the tensors' shapes.
 
     Widths come from the shapes; whether the decoder is timestep-conditioned comes from the presence of
-    ``vae.decoder.last_time_embedder.*``; a header without ``spatial_padding_mode`` means ltx-core's defaults
-    (encoder zeros, decoder reflect).
+    ``vae.decoder.last_time_embedder.*`` (a header value that disagrees raises); a header without
+    ``spatial_padding_mode`` means ltx-core's defaults (encoder zeros, decoder reflect). ``residual`` counts only on
+    ``compress_all`` decoder blocks, as in ltx-core. Blocks without a diffusers equivalent raise a ``ValueError``.
     """
+    from ..models.video_vae_config import STRIDES
+
     for key, allowed in (("dims", 3), ("norm_layer", "pixel_norm"), ("latent_log_var", "uniform")):
         if header.get(key, allowed) != allowed:
             raise ValueError(f"vae {key}={header[key]!r} is not supported by the diffusers format; it needs "
                              f"{allowed!r}.")
-    encoder = _blocks(header, "encoder_blocks")
-    decoder = _blocks(header, "decoder_blocks")
+    encoder = _blocks(header, "encoder_blocks", ENCODER_DOWNSAMPLE_TYPES)
+    decoder = _blocks(header, "decoder_blocks", DECODER_UPSAMPLE_TYPES)
     enc, dec = prefix + "encoder.", prefix + "decoder."
+    timestep_conditioning = _timestep_conditioning(header, state_dict, dec)
 
-    down_types = [_resample_type(b, ENCODER_DOWNSAMPLE_TYPES, "encoder") for b, _ in encoder[1::2]]
-    block_out = [
-        state_dict[f"{enc}down_blocks.{2 * k + 1}.conv.conv.weight"].shape[0] * math.prod(_STRIDES[kind])
-        for k, kind in enumerate(down_types)
-    ]
+    down_types = [ENCODER_DOWNSAMPLE_TYPES[b] for b, _ in encoder[1::2]]
+    block_out, width = [], state_dict[enc + "conv_in.conv.weight"].shape[0]
+    for k, kind in enumerate(down_types):
+        if kind != "conv":  # a space-to-depth down-sampler's conv makes out / (t·h·w) channels
+            width = state_dict[f"{enc}down_blocks.{2 * k + 1}.conv.conv.weight"].shape[0] * math.prod(STRIDES[kind])
+        block_out.append(width)
     up_blocks = decoder[1::2]  # output side first
-    up_types = [_resample_type(b, DECODER_UPSAMPLE_TYPES, "decoder") for b, _ in up_blocks]
+    up_types = [DECODER_UPSAMPLE_TYPES[b] for b, _ in up_blocks]
     last = len(decoder) - 1  # reference index = last - header index
     decoder_out = [state_dict[f"{dec}up_blocks.{last - (2 * k + 1)}.conv.conv.weight"].shape[1]
                    for k in range(len(up_blocks))]
-    spatial = sum(_STRIDES[t][1] == 2 for t in down_types)
-    temporal = sum(_STRIDES[t][0] == 2 for t in down_types)
+    spatial = sum(STRIDES[t][1] == 2 for t in down_types)
+    temporal = sum(STRIDES[t][0] == 2 for t in down_types)
     patch = header.get("patch_size", 4)
     padding = header.get("spatial_padding_mode")
     return {
@@ -185,9 +213,9 @@ def video_vae_config_from_original(
         "decoder_inject_noise": [bool(p.get("inject_noise", False)) for _, p in decoder[0::2]],
         "downsample_type": down_types,
         "upsample_type": list(reversed(up_types)),  # diffusers lists these from the input side
-        "upsample_residual": [bool(p.get("residual", False)) for _, p in up_blocks],
+        "upsample_residual": [b in DECODER_RESIDUAL_BLOCKS and bool(p.get("residual", False)) for b, p in up_blocks],
         "upsample_factor": [int(p.get("multiplier", 1)) for _, p in up_blocks],
-        "timestep_conditioning": any(k.startswith(dec + "last_time_embedder.") for k in state_dict),
+        "timestep_conditioning": timestep_conditioning,
         "patch_size": patch,
         "patch_size_t": 1,
         "encoder_causal": True,
@@ -214,26 +242,68 @@ def convert_latent_upsampler_state_dict(
     return converted
 
 
+def _stated(header: Mapping[str, Any], key: str, found: Any, evidence: str) -> Any:
+    """``found`` (read from the tensors), after checking that the header, if it states ``key``, agrees."""
+    stated = header.get(key)
+    if stated is not None and type(found)(stated) != found:
+        raise ValueError(f"the upsampler header says {key}={stated!r} but its tensors say {found!r} ({evidence}); the "
+                         f"file is inconsistent.")
+    return found
+
+
 def latent_upsampler_config_from_original(
     header: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
 ) -> dict[str, Any]:
     """Diffusers ``LTX2LatentUpsamplerModel`` config from the upsampler file's header and its tensors' shapes.
 
-    The layout (rational resampler or plain) is read from the keys, the widths and depth from the shapes.
+    The tensors decide the layout (rational resampler or plain), what is upsampled (the plain conv makes 4x channels
+    for space, 2x for time, 8x for both) and the widths; the header supplies the rational scale's denominator. A
+    header value that contradicts the tensors raises a ``ValueError`` (ltx-core would either fail to load the file or,
+    for a plain layout with ``spatial_scale`` other than 2, silently upsample x2).
     """
+    from ..models.latent_upsampler_ltx2 import RATIONAL_SCALES
+
+    if "initial_conv.weight" not in state_dict:
+        raise ValueError("not a latent upsampler file: it has no initial_conv.weight tensor.")
     initial = state_dict["initial_conv.weight"]
+    mid = initial.shape[0]
     blocks = {int(k.split(".")[1]) for k in state_dict if k.startswith("res_blocks.")}
     rational = "upsampler.conv.weight" in state_dict
     if rational == ("upsampler.0.weight" in state_dict):
         raise ValueError("the upsampler file must hold exactly one of upsampler.conv.* (rational resampler) and "
                          "upsampler.0.* (plain).")
+    scale = float(header.get("spatial_scale", 2.0))
+    if rational:
+        num = round(math.sqrt(state_dict["upsampler.conv.weight"].shape[0] / mid))
+        if float(scale) not in RATIONAL_SCALES or RATIONAL_SCALES[scale][0] != num:
+            raise ValueError(f"the upsampler header says spatial_scale={scale} but upsampler.conv makes {num}x{num} "
+                             f"sub-pixels; supported (scale: sub-pixels) pairs are "
+                             f"{ {k: v[0] for k, v in RATIONAL_SCALES.items()} }.")
+        spatial, temporal = True, False
+    else:
+        weight = state_dict["upsampler.0.weight"]
+        expansion = weight.shape[0] // mid
+        layouts = {(4, 4): (True, False), (8, 5): (True, True), (2, 5): (False, True)}  # (channels x, ndim)
+        if (expansion, weight.ndim) not in layouts or weight.shape[0] % mid:
+            raise ValueError(f"upsampler.0.weight has shape {tuple(weight.shape)} for mid_channels={mid}: not the "
+                             f"plain x2 layout (Conv2d to 4x channels for space, Conv3d to 2x for time or 8x for "
+                             f"both).")
+        spatial, temporal = layouts[(expansion, weight.ndim)]
+        if spatial and scale != 2.0:
+            raise ValueError(f"the upsampler header says spatial_scale={scale}, but the plain layout (upsampler.0) "
+                             f"always upsamples x2; refusing an inconsistent file.")
+    evidence = "upsampler.conv.* tensors" if rational else "the upsampler.0 conv's shape"
+    _stated(header, "spatial_upsample", spatial, evidence)
+    _stated(header, "temporal_upsample", temporal, evidence)
+    if spatial and not temporal:
+        _stated(header, "rational_resampler", rational, evidence)
     return {
         "in_channels": initial.shape[1],
-        "mid_channels": initial.shape[0],
+        "mid_channels": mid,
         "num_blocks_per_stage": len(blocks),
-        "dims": initial.ndim - 2,
-        "spatial_upsample": bool(header.get("spatial_upsample", True)),
-        "temporal_upsample": bool(header.get("temporal_upsample", False)),
-        "rational_spatial_scale": float(header.get("spatial_scale", 2.0)),
+        "dims": _stated(header, "dims", initial.ndim - 2, "initial_conv.weight's shape"),
+        "spatial_upsample": spatial,
+        "temporal_upsample": temporal,
+        "rational_spatial_scale": scale,
         "use_rational_resampler": rational,
     }

@@ -46,6 +46,9 @@ logger = logging.get_logger(__name__)
 
 CAUSALITY_AXES = ("none", "width", "height", "width-compatibility")
 NORM_TYPES = ("pixel", "group")
+# The time and mel compression diffusers' ``AutoencoderKLLTX2Audio`` states for every config; its pipelines size the
+# latents with it and its decoder crops / zero-pads the output to it. The released model (3 levels) compresses 4x.
+DIFFUSERS_COMPRESSION = 4
 
 # ----------------------------------------------------------------------------------------------------------------
 # Padding rules (F.pad order: left, right, top, bottom; "height" = time, "width" = mel)
@@ -319,7 +322,10 @@ class LTX2AudioAutoencoder(ModelMixin, AutoencoderMixin, ConfigMixin):
         is_causal: stored for compatibility; causality is set by ``causality_axis``.
         double_z: the encoder predicts mean and log-variance.
 
-    ``temporal_compression_ratio`` and ``mel_compression_ratio`` are derived from ``ch_mult`` (diffusers hard-codes 4).
+    ``temporal_compression_ratio`` and ``mel_compression_ratio`` are 4 for every config, as in diffusers, whose
+    pipelines size audio latents with them; the network compresses by ``2^(len(ch_mult) - 1)`` (4 for the released
+    3-level model). For other depths (e.g. diffusers' test config ``ch_mult=(1,)``) ``decode`` crops / zero-pads the
+    decoder output to ``4 L - 3`` rows and ``mel_bins`` bins as diffusers does, and logs a warning at construction.
     With ``causality_axis="none"`` the decoder returns ``4 L`` frames, as ltx-core does (diffusers crops to ``4 L - 3``
     whatever the axis).
     """
@@ -367,8 +373,15 @@ class LTX2AudioAutoencoder(ModelMixin, AutoencoderMixin, ConfigMixin):
         self.register_buffer("latents_std", torch.ones(base_channels), persistent=True)
 
         self.causality_axis = axis
-        self.temporal_compression_ratio = 2 ** (len(ch_mult) - 1)
-        self.mel_compression_ratio = 2 ** (len(ch_mult) - 1)
+        # what the pipelines read (diffusers' values) and what the network does
+        self.temporal_compression_ratio = self.mel_compression_ratio = DIFFUSERS_COMPRESSION
+        self.network_compression = 2 ** (len(ch_mult) - 1)
+        if self.network_compression != DIFFUSERS_COMPRESSION:
+            logger.warning(
+                "ch_mult=%s compresses time and mel by %d, but diffusers' LTX-2 audio VAE (and its pipelines) assume "
+                "%d: decode crops / zero-pads its output to %d·L - 3 rows and mel_bins bins, as diffusers does.",
+                tuple(ch_mult), self.network_compression, DIFFUSERS_COMPRESSION, DIFFUSERS_COMPRESSION,
+            )
         self.use_slicing = False
         self.use_tiling = False
         self.tile_latent_frames = 250  # 10 s of audio per decoded chunk
@@ -459,6 +472,19 @@ class LTX2AudioAutoencoder(ModelMixin, AutoencoderMixin, ConfigMixin):
 
     # -- decode -------------------------------------------------------------------------------------------------
 
+    def _check_latent_bins(self, z: torch.Tensor) -> None:
+        """Latents must have ``mel_bins / 4`` bins (what diffusers' pipelines pass), or what this network's encoder
+        produces when it compresses differently."""
+        allowed = None
+        if self.config.mel_bins is not None:
+            allowed = sorted({self.config.mel_bins // self.mel_compression_ratio,
+                              -(-self.config.mel_bins // self.network_compression)})
+        width = allowed[0] if allowed and len(allowed) == 1 else None
+        self._check_input(z, self.config.latent_channels, width, "audio latents", "use denormalize_latents(tokens)")
+        if allowed and z.shape[3] not in allowed:
+            raise ValueError(f"audio latents must have {' or '.join(map(str, allowed))} mel bins on dim 3 "
+                             f"([batch, {self.config.latent_channels}, frames, bins]), got {tuple(z.shape)}.")
+
     def _first_row(self, latent_index: int) -> int:
         """First output mel row that belongs to ``latent_index`` (its rows end where the next one's begin)."""
         f = self.temporal_compression_ratio
@@ -499,11 +525,14 @@ class LTX2AudioAutoencoder(ModelMixin, AutoencoderMixin, ConfigMixin):
         Returns:
             ``sample``: ``[B, output_channels, 4 L - 3, mel_bins]`` (``4 L`` without a causal axis).
         """
-        bins = None if self.config.mel_bins is None else self.config.mel_bins // self.mel_compression_ratio
-        self._check_input(z, self.config.latent_channels, bins, "audio latents", "use denormalize_latents(tokens)")
+        self._check_latent_bins(z)
         z = z.to(self.dtype)
-        decode = self._decode_chunked if self.use_tiling and z.shape[2] > self.tile_latent_frames else \
-            self._decode_whole
+        chunked = self.use_tiling and z.shape[2] > self.tile_latent_frames
+        if chunked and self.network_compression != self.temporal_compression_ratio:
+            logger.warning("Chunked decoding needs a decoder that expands time by %d; decoding whole.",
+                           self.temporal_compression_ratio)
+            chunked = False
+        decode = self._decode_chunked if chunked else self._decode_whole
         if self.use_slicing and z.shape[0] > 1:
             mel = torch.cat([decode(part) for part in z.split(1)])
         else:

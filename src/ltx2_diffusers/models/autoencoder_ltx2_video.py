@@ -25,7 +25,7 @@ from diffusers.utils.accelerate_utils import apply_forward_hook
 from diffusers.utils.torch_utils import randn_tensor
 
 from .tiling import AxisPlan, VideoTiling, plan_axis
-from .video_vae_blocks import VideoDecoder3d, VideoEncoder3d
+from .video_vae_blocks import VideoDecoder3d, VideoEncoder3d, per_block
 
 logger = logging.get_logger(__name__)
 
@@ -85,8 +85,9 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
         down_block_types (`tuple[str, ...]`): only `"LTX2VideoDownBlock3D"`.
         decoder_block_out_channels (`tuple[int, ...]`, defaults to `(256, 512, 1024)`): decoder width entering each up
             block's up-sampler, listed from the output side.
-        layers_per_block (`tuple[int, ...]`, defaults to `(4, 6, 6, 2, 2)`): residual blocks per encoder block, the
-            last entry for the mid block.
+        layers_per_block (`tuple[int, ...]`, defaults to `(4, 6, 6, 2, 2)`): residual blocks per encoder block; the
+            last entry is the mid block's (as in diffusers, a list of one entry per down block shares its last entry
+            with the mid block).
         decoder_layers_per_block (`tuple[int, ...]`, defaults to `(5, 5, 5, 5)`): residual blocks per decoder block,
             listed from the output side (the last entry is the mid block).
         spatio_temporal_scaling, decoder_spatio_temporal_scaling (`bool` or `tuple[bool, ...]`): which blocks
@@ -101,11 +102,19 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
         patch_size (`int`, defaults to 4), patch_size_t (`int`, defaults to 1): input space-to-depth patch.
         resnet_norm_eps (`float`, defaults to 1e-6): epsilon of the channel-changing residual blocks' LayerNorm.
         scaling_factor (`float`, defaults to 1.0): extra latent scale used by (de)normalisation.
-        encoder_causal (`bool`, defaults to `True`), decoder_causal (`bool`, defaults to `False`): temporal padding.
+        encoder_causal (`bool`, defaults to `True`), decoder_causal (`bool`, defaults to `False`): temporal padding
+            (the LTX-2 decoder is not causal; diffusers' class default is `True`, but its saved configs always state
+            the value).
         encoder_spatial_padding_mode (`str`, defaults to `"zeros"`), decoder_spatial_padding_mode (`str`, defaults to
             `"reflect"`): spatial padding of every convolution.
-        spatial_compression_ratio (`int`, defaults to 32), temporal_compression_ratio (`int`, defaults to 8): must
-            equal the compression the blocks implement; `None` derives them.
+        spatial_compression_ratio (`int`, *optional*), temporal_compression_ratio (`int`, *optional*): the
+            decoder's expansion (32 and 8 for LTX-2). `None` (the default) derives them from the blocks and stores the
+            result in the config; a given value must equal what the blocks do.
+
+    Per-block lists longer than the number of blocks are accepted and read as diffusers reads them (encoder lists and
+    `upsample_type` from their start, the other decoder lists from their input-side end). The attributes
+    `spatial_compression_ratio`, `temporal_compression_ratio`, `latents_mean`, `latents_std`, `use_tiling` and
+    `use_slicing` are the ones diffusers' LTX-2 pipelines read.
     """
 
     _supports_gradient_checkpointing = True
@@ -137,11 +146,12 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
         decoder_causal: bool = False,
         encoder_spatial_padding_mode: str = "zeros",
         decoder_spatial_padding_mode: str = "reflect",
-        spatial_compression_ratio: int | None = 32,
-        temporal_compression_ratio: int | None = 8,
+        spatial_compression_ratio: int | None = None,
+        temporal_compression_ratio: int | None = None,
     ) -> None:
         super().__init__()
-        unknown = sorted(set(down_block_types) - {"LTX2VideoDownBlock3D"})
+        unknown = sorted(set(per_block(tuple(down_block_types), len(block_out_channels), "down_block_types"))
+                         - {"LTX2VideoDownBlock3D"})
         if unknown:
             raise ValueError(f"unknown down_block_types {unknown}; only 'LTX2VideoDownBlock3D' exists.")
         for name, mode in (("encoder", encoder_spatial_padding_mode), ("decoder", decoder_spatial_padding_mode)):
@@ -160,10 +170,14 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
         self.register_buffer("latents_mean", torch.zeros(latent_channels), persistent=True)
         self.register_buffer("latents_std", torch.ones(latent_channels), persistent=True)
 
-        ft, fh, fw = self.encoder.factors
-        if fh != fw or self.decoder.factors != self.encoder.factors:
-            raise ValueError(f"the decoder must undo the encoder's compression with equal height and width factors; "
-                             f"encoder (t, h, w) = {self.encoder.factors}, decoder = {self.decoder.factors}.")
+        ft, fh, _ = self.decoder.factors
+        if self.encoder.factors != self.decoder.factors:
+            logger.warning(
+                "The encoder compresses (frames, height, width) by %s but the decoder expands by %s, so "
+                "decode(encode(x)) does not return x's size; spatial_compression_ratio and temporal_compression_ratio "
+                "follow the decoder (the latent grid a pipeline generates on).", self.encoder.factors,
+                self.decoder.factors,
+            )
         for name, given, derived in (("spatial_compression_ratio", spatial_compression_ratio, fh),
                                      ("temporal_compression_ratio", temporal_compression_ratio, ft)):
             if given is not None and given != derived:
@@ -171,6 +185,9 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
                                  f"{name}={derived} or None.")
         self.spatial_compression_ratio = fh
         self.temporal_compression_ratio = ft
+        # the resolved ratios go into the config, so a saved folder tells diffusers the true values (diffusers derives
+        # `None` as patch_size · 2^(number of re-sampling blocks), which is 64 / 16 for the LTX-2 layouts)
+        self.register_to_config(spatial_compression_ratio=fh, temporal_compression_ratio=ft)
 
         self.use_slicing = False
         self.use_tiling = False
@@ -182,23 +199,34 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
 
     def enable_tiling(
         self,
-        tiling: VideoTiling | None = None,
-        *,
-        tile_sample_min_height: int | None = None,
+        tile_sample_min_height: int | VideoTiling | None = None,
         tile_sample_min_width: int | None = None,
         tile_sample_min_num_frames: int | None = None,
         tile_sample_stride_height: int | None = None,
         tile_sample_stride_width: int | None = None,
         tile_sample_stride_num_frames: int | None = None,
+        *,
+        tiling: VideoTiling | None = None,
     ) -> None:
-        """Tile every later ``encode``/``decode`` in space and time (see :class:`VideoTiling`; default 512/64 px,
-        64/24 frames). The diffusers keywords are accepted too: tile size = ``tile_sample_min_*``, overlap = size
-        minus ``tile_sample_stride_*``."""
+        """Tile every later ``encode``/``decode`` in space and time (default :class:`VideoTiling`: 512 px tiles
+        overlapping by 64, 64-frame tiles overlapping by 24).
+
+        Takes diffusers' arguments, in diffusers' order: tile size = ``tile_sample_min_*``, overlap = size minus
+        ``tile_sample_stride_*`` (tiles are square: height and width must agree). A :class:`VideoTiling` may be passed
+        instead, as ``tiling=`` or as the only positional argument; the diffusers arguments then override its fields.
+        """
+        if isinstance(tile_sample_min_height, VideoTiling):
+            if tiling is not None:
+                raise ValueError("pass the VideoTiling once: positionally or as tiling=, not both.")
+            tiling, tile_sample_min_height = tile_sample_min_height, None
         tiling = tiling or VideoTiling()
         size = tile_sample_min_height or tile_sample_min_width
         if tile_sample_min_height and tile_sample_min_width and tile_sample_min_height != tile_sample_min_width:
             raise ValueError("tiles are square: pass equal tile_sample_min_height and tile_sample_min_width.")
         stride = tile_sample_stride_height or tile_sample_stride_width
+        if tile_sample_stride_height and tile_sample_stride_width and tile_sample_stride_height != \
+                tile_sample_stride_width:
+            raise ValueError("tiles are square: pass equal tile_sample_stride_height and tile_sample_stride_width.")
         if size or stride:
             size = size or tiling.tile_size
             stride = stride or size - tiling.tile_overlap
@@ -207,7 +235,8 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
             frames = tile_sample_min_num_frames or tiling.tile_frames
             stride_t = tile_sample_stride_num_frames or frames - tiling.tile_overlap_frames
             tiling = VideoTiling(tiling.tile_size, tiling.tile_overlap, frames, frames - stride_t)
-        tiling.latent_sizes(self.spatial_compression_ratio, self.temporal_compression_ratio)  # validates
+        for side in ("encoder", "decoder"):
+            tiling.latent_sizes(*self._scales(side))  # validates before anything is stored
         self.tiling = tiling
         self.use_tiling = True
 
@@ -234,14 +263,19 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
     # Input checks
     # ------------------------------------------------------------------------------------------------------------
 
-    def _resolve_tiling(self, tiling: VideoTiling | None) -> VideoTiling | None:
+    def _scales(self, side: str) -> tuple[int, int]:
+        """``(spatial, temporal)`` compression of the encoder or the decoder (they differ only in odd configs)."""
+        ft, fh, _ = (self.encoder if side == "encoder" else self.decoder).factors
+        return fh, ft
+
+    def _resolve_tiling(self, tiling: VideoTiling | None, side: str) -> VideoTiling | None:
         tiling = tiling if tiling is not None else (self.tiling if self.use_tiling else None)
         if tiling is not None:
-            tiling.latent_sizes(self.spatial_compression_ratio, self.temporal_compression_ratio)
+            tiling.latent_sizes(*self._scales(side))
         return tiling
 
     def _check_video(self, x: torch.Tensor) -> None:
-        s, t = self.spatial_compression_ratio, self.temporal_compression_ratio
+        s, t = self._scales("encoder")
         if not isinstance(x, torch.Tensor) or x.ndim != 5:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"encode expects a video tensor [batch, channels, frames, height, width], got {shape}; "
@@ -317,7 +351,7 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
                ) -> tuple[AxisPlan, AxisPlan, AxisPlan]:
         """Tile plans for (time, height, width); with causal convolutions the earlier temporal tile keeps overlaps."""
         f, h, w = latent_shape
-        s, t = self.spatial_compression_ratio, self.temporal_compression_ratio
+        s, t = self._scales("encoder" if output == "latent" else "decoder")
         tile, overlap, tile_t, overlap_t = (tiling.latent_sizes(s, t) if tiling is not None
                                             else (None, 0, None, 0))
         return (plan_axis(f, tile_t, overlap_t, t, True, output, hard=causal),
@@ -325,7 +359,7 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
 
     def _encode_moments(self, x: torch.Tensor, causal: bool, tiling: VideoTiling | None) -> torch.Tensor:
         """``[B, C, F, H, W] -> [B, latent + 1, F', H', W']``, tiled when ``tiling`` is given."""
-        s, t = self.spatial_compression_ratio, self.temporal_compression_ratio
+        s, t = self._scales("encoder")
         shape = ((x.shape[2] - 1) // t + 1, x.shape[3] // s, x.shape[4] // s)
         plans = self._plans(shape, tiling, "latent", causal)
         if all(len(p) == 1 for p in plans):
@@ -364,7 +398,7 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
             latents (`.mode()`, `.sample(generator)`); normalise with `normalize_latents` for the transformer.
         """
         self._check_video(x)
-        tiling = self._resolve_tiling(tiling)
+        tiling = self._resolve_tiling(tiling, "encoder")
         causal = self.config.encoder_causal if causal is None else causal
         if self.use_slicing and x.shape[0] > 1:
             raw = torch.cat([self._encode_moments(one, causal, tiling) for one in x.split(1)])
@@ -419,7 +453,7 @@ class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
                         generator: torch.Generator | None, decode_noise_scale: float | torch.Tensor | None,
                         tiling: VideoTiling | None) -> tuple:
         self._check_latents(z)
-        tiling = self._resolve_tiling(tiling)
+        tiling = self._resolve_tiling(tiling, "decoder")
         temb, noise_scale = self._decode_conditioning(z, temb, decode_noise_scale)
         z = self._mix_noise(z, noise_scale, generator)
         causal = self.config.decoder_causal if causal is None else causal

@@ -17,12 +17,19 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from .layers import TimestepEmbedding
+from .video_vae_config import (
+    Factors,
+    check_decoder_widths,
+    check_encoder_widths,
+    encoder_layers,
+    per_block,
+    resample_stride,
+    total_factors,
+)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Pure functions
 # ----------------------------------------------------------------------------------------------------------------
-
-Factors = tuple[int, int, int]  # (time, height, width)
 
 
 def space_to_depth(x: torch.Tensor, factors: Factors, width_first: bool = False) -> torch.Tensor:
@@ -66,20 +73,6 @@ def _small_fp32_cpu_input(x: torch.Tensor, weight: torch.Tensor) -> bool:
         x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and math.prod(x.shape[:4]) <= 20480
         and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
     )
-
-
-STRIDES: dict[str, Factors] = {
-    "spatial": (1, 2, 2),
-    "temporal": (2, 1, 1),
-    "spatiotemporal": (2, 2, 2),
-    "conv": (2, 2, 2),
-}
-
-
-def resample_stride(kind: str) -> Factors:
-    if kind not in STRIDES:
-        raise ValueError(f"unknown re-sampling type {kind!r}; use one of {sorted(STRIDES)}.")
-    return STRIDES[kind]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -382,13 +375,6 @@ class UpBlock3d(_ResnetStack):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _per_block(value: bool | Sequence, count: int, name: str) -> tuple:
-    values = (value,) * count if isinstance(value, bool) else tuple(value)
-    if len(values) != count:
-        raise ValueError(f"{name} needs {count} entries (one per block), got {len(values)}: {values}.")
-    return values
-
-
 class VideoEncoder3d(nn.Module):
     """Pixels ``[B, C, F, H, W]`` -> ``[B, latent+1, F', H', W']`` (latent means and one shared log-variance)."""
 
@@ -407,22 +393,23 @@ class VideoEncoder3d(nn.Module):
     ) -> None:
         super().__init__()
         blocks = len(block_out_channels)
-        if len(layers_per_block) != blocks + 1:
-            raise ValueError(f"layers_per_block needs {blocks + 1} entries (one per down block plus the mid block), "
-                             f"got {tuple(layers_per_block)}.")
-        scaling = _per_block(spatio_temporal_scaling, blocks, "spatio_temporal_scaling")
-        kinds = _per_block(downsample_type, blocks, "downsample_type")
+        layers, mid_layers = encoder_layers(layers_per_block, blocks)
+        scaling = per_block(spatio_temporal_scaling, blocks, "spatio_temporal_scaling")
+        kinds = per_block(downsample_type, blocks, "downsample_type")
+        for kind in kinds:
+            resample_stride(kind)
+        check_encoder_widths(latent_channels, block_out_channels, scaling, kinds)
         self.patch = (patch_size_t, patch_size, patch_size)
         self.conv_in = CausalConv3d(in_channels * math.prod(self.patch), latent_channels,
                                     spatial_padding_mode=spatial_padding_mode)
         width = latent_channels
         self.down_blocks = nn.ModuleList()
-        for out, layers, down, kind in zip(block_out_channels, layers_per_block, scaling, kinds):
-            self.down_blocks.append(DownBlock3d(width, out, layers, eps, down, kind, spatial_padding_mode))
+        for out, num_layers, down, kind in zip(block_out_channels, layers, scaling, kinds):
+            self.down_blocks.append(DownBlock3d(width, out, num_layers, eps, down, kind, spatial_padding_mode))
             width = out
-        self.mid_block = MidBlock3d(width, layers_per_block[-1], eps, spatial_padding_mode=spatial_padding_mode)
+        self.mid_block = MidBlock3d(width, mid_layers, eps, spatial_padding_mode=spatial_padding_mode)
         self.conv_out = CausalConv3d(width, latent_channels + 1, spatial_padding_mode=spatial_padding_mode)
-        self.factors = _total_factors(kinds, scaling, self.patch)
+        self.factors = total_factors(kinds, scaling, self.patch)
 
     def forward(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
         x = space_to_depth(x, self.patch, width_first=True)  # [B, C·t·p·p, F, H/p, W/p]
@@ -439,6 +426,7 @@ class VideoDecoder3d(nn.Module):
     Per-block arguments follow the file format's convention: ``block_out_channels``, ``layers_per_block``,
     ``spatio_temporal_scaling``, ``inject_noise``, ``upsample_residual`` and ``upsample_factor`` are listed from the
     output side (the last entry of ``layers_per_block`` is the mid block), ``upsample_type`` from the input side.
+    Lists longer than needed are read from their input-side end, as diffusers reads them (:func:`per_block`).
     """
 
     def __init__(
@@ -460,16 +448,23 @@ class VideoDecoder3d(nn.Module):
     ) -> None:
         super().__init__()
         blocks = len(block_out_channels)
-        if len(layers_per_block) != blocks + 1:
-            raise ValueError(f"decoder_layers_per_block needs {blocks + 1} entries (one per up block plus the mid "
-                             f"block), got {tuple(layers_per_block)}.")
+
+        def input_side_first(value: bool | Sequence, count: int, name: str) -> tuple:
+            return tuple(reversed(per_block(value, count, name, from_end=True)))
+
         widths = tuple(reversed(block_out_channels))
-        layers = tuple(reversed(layers_per_block))
-        scaling = tuple(reversed(_per_block(spatio_temporal_scaling, blocks, "decoder_spatio_temporal_scaling")))
-        noise = tuple(reversed(_per_block(inject_noise, blocks + 1, "decoder_inject_noise")))
-        residual = tuple(reversed(_per_block(upsample_residual, blocks, "upsample_residual")))
-        factor = tuple(reversed(_per_block(tuple(upsample_factor), blocks, "upsample_factor")))
-        kinds = _per_block(upsample_type, blocks, "upsample_type")
+        layers = input_side_first(tuple(layers_per_block), blocks + 1, "decoder_layers_per_block (the last entry is "
+                                  "the mid block)")
+        scaling = input_side_first(spatio_temporal_scaling, blocks, "decoder_spatio_temporal_scaling")
+        noise = input_side_first(inject_noise, blocks + 1, "decoder_inject_noise (the last entry is the mid block)")
+        residual = input_side_first(upsample_residual, blocks, "upsample_residual")
+        factor = input_side_first(tuple(upsample_factor), blocks, "upsample_factor")
+        kinds = per_block(tuple(upsample_type), blocks, "upsample_type")
+        for kind in kinds:
+            resample_stride(kind)
+        if any(int(f) != f or f < 1 for f in factor):
+            raise ValueError(f"upsample_factor entries must be positive integers, got {tuple(upsample_factor)}.")
+        check_decoder_widths(widths[0], widths, factor, scaling)
         self.patch = (patch_size_t, patch_size, patch_size)
 
         width = widths[0]
@@ -487,7 +482,7 @@ class VideoDecoder3d(nn.Module):
             self.timestep_scale_multiplier = nn.Parameter(torch.tensor(1000.0))
             self.time_embedder = TimestepEmbedding(2 * width)
             self.scale_shift_table = nn.Parameter(torch.randn(2, width) / width**0.5)
-        self.factors = _total_factors(kinds, scaling, self.patch)
+        self.factors = total_factors(kinds, scaling, self.patch)
 
     def forward(
         self,
@@ -509,12 +504,3 @@ class VideoDecoder3d(nn.Module):
             x = x * (1 + scale) + shift
         x = self.conv_out(F.silu(x), causal=causal)  # [B, C·t·p·p, F, H, W]
         return depth_to_space(x, self.patch, width_first=True)  # [B, C, F·t, H·p, W·p]
-
-
-def _total_factors(kinds: Sequence[str], enabled: Sequence[bool], patch: Factors) -> Factors:
-    """Overall (time, height, width) compression of a stack of re-samplers after patching."""
-    total = list(patch)
-    for kind, on in zip(kinds, enabled):
-        if on:
-            total = [t * s for t, s in zip(total, resample_stride(kind))]
-    return tuple(total)
