@@ -49,6 +49,7 @@ from ltx2_diffusers.models.transformer_ltx2 import LTX2AudioVideoTransformer
 from ltx2_diffusers.models.vocoder_ltx2 import LTX2Vocoder
 from ltx2_diffusers.pipelines.pipeline_ltx2_audio_video import LTX2AudioVideoPipeline
 from ltx2_diffusers.schedulers.scheduling_ltx2 import LTX2Scheduler, ltx2_sigmas
+from ltx2_diffusers.utils.measure import max_abs
 from ltx2_diffusers.utils.tiny import _seeded_
 from ltx2_diffusers.utils.tiny_gemma import tiny_connectors_config, tiny_gemma3, tiny_gemma_tokenizer
 
@@ -247,10 +248,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float | None]:
     own_cpu = (own_after.user - own.user) + (own_after.system - own.system)
     others = max(busy_after - busy - own_cpu, 0.0) / (seconds * (os.cpu_count() or 1))
     return out, seconds, others
-
-
-def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a.float() - b.float()).abs().max().item()
 
 
 @contextlib.contextmanager

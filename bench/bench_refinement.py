@@ -14,16 +14,13 @@ inputs), the tile count and the max abs difference between the two results (tile
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -32,45 +29,12 @@ from ltx2_diffusers import LTX2AudioVideoTransformer
 from ltx2_diffusers.pipelines.denoising import StreamInputs, denoise_step, predict_x0
 from ltx2_diffusers.pipelines.token_tiling import TokenTiling, plan_token_tiles, predict_x0_tiled, tile_layouts
 from ltx2_diffusers.schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS
+from ltx2_diffusers.utils.measure import PeakMemory, timed
 
 MEDIUM = dict(num_layers=4, num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
               audio_num_attention_heads=8, audio_attention_head_dim=32, audio_cross_attention_dim=256,
               caption_channels=256, in_channels=128, audio_in_channels=128, rope_type="split")
 FULL = dict(rope_type="split")
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
-
-
-@contextlib.contextmanager
-def peak_memory(device: torch.device) -> Iterator[dict]:
-    """Yields a dict that holds ``peak_mib``, the memory increase over the block, when it exits."""
-    result: dict = {}
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        yield result
-        torch.cuda.synchronize()
-        result["peak_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
-        return
-    base, peak, done = _rss_mib(), [0.0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield result
-    finally:
-        done.set()
-        thread.join()
-        result["peak_mib"] = max(peak[0], _rss_mib()) - base
 
 
 def refine(predict: Callable, video: StreamInputs, audio: StreamInputs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,16 +95,12 @@ def child(args: argparse.Namespace) -> None:
             return predict_x0(transformer, v, a, s, 24.0)
     times = []
     with torch.inference_mode():
-        with peak_memory(device) as peak:
+        with PeakMemory(device) as peak:
             result = refine(predict, video, audio)
         for _ in range(args.runs):
-            start = time.perf_counter()
-            refine(predict, video, audio)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
+            times.append(timed(lambda: refine(predict, video, audio), device)[1])
     save_file({"video": result[0].float().cpu().contiguous()}, args.out)
-    print(json.dumps({"seconds": statistics.median(times), "peak_mib": peak["peak_mib"],
+    print(json.dumps({"seconds": statistics.median(times), "peak_mib": peak.mib,
                       "tiles": [list(t.shape) for t in tiles]}))
 
 

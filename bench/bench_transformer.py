@@ -14,20 +14,17 @@ outputs are compared (max abs diff), then warm-up and timed runs interleave ours
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import json
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import diffusers
 import torch
 
 from ltx2_diffusers import LTX2AudioVideoTransformer
+from ltx2_diffusers.utils.measure import PeakMemory, default_dtype, max_abs, timed
 
 MEDIUM: dict[str, Any] = dict(
     num_layers=4, num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
@@ -42,16 +39,6 @@ CONFIGS: dict[str, dict[str, Any]] = {"medium": MEDIUM, "medium-2.3": {**MEDIUM,
                                       "full-2.3": {**FULL, **LTX23}}
 # latent grid (frames, height, width), audio tokens, text tokens
 SHAPES = {"medium": (4, 8, 12, 26, 128), "full": (16, 22, 40, 126, 1024)}  # full: 121 frames at 704 x 1280
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def build_models(cfg: dict[str, Any], device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, ...]:
@@ -117,46 +104,6 @@ def run_theirs(model: torch.nn.Module, x: dict[str, Any]) -> tuple[torch.Tensor,
     )
 
 
-def _proc_status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def timed_call(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float | None]:
-    """Runs ``fn`` once: (output, seconds, memory in MiB or None).
-
-    Memory: on CUDA ``torch.cuda.max_memory_allocated`` during the call (weights included); on CPU the peak RSS of
-    the call above the RSS at its start (approximate: the allocator reuses memory freed by earlier calls). The
-    report gives the median over all calls but the first.
-    """
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = 0
-    else:
-        try:  # "5" resets the kernel's peak-RSS counter (VmHWM) of this process
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            base = _proc_status_kib("VmRSS") * 1024
-        except OSError:
-            base = None
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) - base
-    else:
-        peak = None if base is None else _proc_status_kib("VmHWM") * 1024 - base
-    return out, seconds, None if peak is None else peak / 2**20
-
-
-def max_abs_diff(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
-    return [(x.float() - y.float()).abs().max().item() for x, y in zip(a, b)]
-
-
 def bench(ours: torch.nn.Module, theirs: torch.nn.Module, x: dict[str, Any], warmup: int, runs: int,
           device: torch.device) -> dict[str, Any]:
     calls = {"ours": lambda: run_ours(ours, x), "diffusers": lambda: run_theirs(theirs, x)}
@@ -166,15 +113,16 @@ def bench(ours: torch.nn.Module, theirs: torch.nn.Module, x: dict[str, Any], war
     for i in range(max(warmup, 1) + runs):
         # interleave, alternating which model goes first
         for name in (("ours", "diffusers") if i % 2 == 0 else ("diffusers", "ours")):
-            out, seconds, peak = timed_call(calls[name], device)
+            with PeakMemory(device) as peak:  # on CUDA the weights count too
+                out, seconds = timed(calls[name], device)
             if i == 0:
                 outputs[name] = out
-            if peak is not None and i > 0:  # the first call also pays for growing the heap
-                peaks[name].append(peak)
+            if peak.mib is not None and i > 0:  # the first call also pays for growing the heap
+                peaks[name].append(peak.mib)
             if i >= max(warmup, 1):
                 times[name].append(seconds)
-    diff = max_abs_diff(outputs["ours"], outputs["diffusers"])
-    result: dict[str, Any] = {"max_abs_diff_video": diff[0], "max_abs_diff_audio": diff[1]}
+    result: dict[str, Any] = {name: max_abs(ours_out, theirs_out) for name, ours_out, theirs_out in zip(
+        ("max_abs_diff_video", "max_abs_diff_audio"), outputs["ours"], outputs["diffusers"])}
     for name in calls:
         result[f"{name}_median_s"] = statistics.median(times[name])
         result[f"{name}_times_s"] = times[name]

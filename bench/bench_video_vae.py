@@ -22,45 +22,22 @@ Cases, at two frame counts:
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
 
 import torch
+
+from ltx2_diffusers.utils.measure import PeakMemory, timed
 
 # real LTX-2.0 block structure (4 encoder stages, 3 decoder up-blocks, 32x32x8), medium widths
 MEDIUM: dict[str, Any] = dict(
     latent_channels=32, block_out_channels=(32, 64, 128, 256), layers_per_block=(1, 1, 1, 1, 1),
     decoder_block_out_channels=(32, 64, 128), decoder_layers_per_block=(2, 2, 2, 2),
 )
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def _reset_peak(device: torch.device) -> int:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        return 0
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS
-    return _status_kib("VmRSS") * 1024
-
-
-def _peak(device: torch.device, base: int) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return (_status_kib("VmHWM") * 1024 - base) / 2**20
 
 
 def build(impl: str, weights: str, device: torch.device) -> torch.nn.Module:
@@ -113,13 +90,10 @@ def child(args: argparse.Namespace) -> None:
     with torch.inference_mode():
         model.decode(z[:, :, :2, :2, :2])  # warm-up: kernels, thread pools
         for _ in range(args.repeats):
-            base = _reset_peak(device)
-            start = time.perf_counter()
-            out = run()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds.append(time.perf_counter() - start)
-            peaks.append(_peak(device, base))
+            with PeakMemory(device) as peak:
+                out, elapsed = timed(run, device)
+            seconds.append(elapsed)
+            peaks.append(peak.mib)
             if args.mode == "untiled":  # a sparse subsample of the output, to compare the two implementations
                 sample = out[0, :, :: max(1, out.shape[2] // 4), ::16, ::16].double().cpu().flatten().tolist()
             del out

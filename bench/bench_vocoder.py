@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from diffusers.pipelines.ltx2 import LTX2VocoderWithBWE as DiffusersVocoderWithBWE
 
 from ltx2_diffusers import LTX2VocoderWithBWE
+from ltx2_diffusers.utils.measure import max_abs, timed
 
 # the real LTX-2.3 structure (6 + 5 stages, 3 AMP blocks each) at a quarter of the widths
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -48,14 +47,6 @@ def build_models(config: dict[str, Any], device: torch.device) -> tuple[torch.nn
     theirs = DiffusersVocoderWithBWE(**{k: v for k, v in ours.config.items() if not k.startswith("_")})
     theirs.load_state_dict(ours.state_dict(), strict=True)
     return ours.to(device).eval(), theirs.to(device).eval()
-
-
-def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
 
 
 def main() -> None:
@@ -86,8 +77,8 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in cases}
     with torch.no_grad():
         outputs = {name: fn() for name, fn in cases.items()}  # warm-up
-        diff = (outputs["ours"] - outputs["diffusers"]).abs().max().item()
-        chunk_diff = (outputs["ours, chunked"] - outputs["ours"]).abs().max().item()
+        diff = max_abs(outputs["ours"], outputs["diffusers"])
+        chunk_diff = max_abs(outputs["ours, chunked"], outputs["ours"])
         for _ in range(args.repeats):
             for name, fn in cases.items():
                 times[name].append(timed(fn, device)[1])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from .models.autoencoder_ltx2_video import LTX2VideoAutoencoder
 from .models.transformer_ltx2 import LTX2AudioVideoTransformer
 from .pipelines.defaults import LTX_2_0
 from .pipelines.denoising import StreamInputs, predict_x0
+from .utils.measure import max_abs, timed
 
 CPU_TRANSFORMER = dict(num_layers=4, num_attention_heads=8, attention_head_dim=32, cross_attention_dim=256,
                        audio_num_attention_heads=4, audio_attention_head_dim=32, audio_cross_attention_dim=128,
@@ -52,11 +52,6 @@ class Row:
         return self.ours / self.diffusers
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], runs: int, device: torch.device,
             difference: Callable[[Any, Any], float]) -> Row:
     """Warm-up once each, then ``runs`` interleaved timed calls (alternating which goes first)."""
@@ -66,18 +61,9 @@ def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], runs:
         for i in range(runs):
             order = (("ours", ours), ("diffusers", theirs))
             for key, fn in order if i % 2 == 0 else order[::-1]:
-                _sync(device)
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                times[key].append(time.perf_counter() - start)
+                times[key].append(timed(fn, device)[1])
     return Row(name, statistics.median(times["ours"]), statistics.median(times["diffusers"]),
                difference(first, second))
-
-
-def _max_abs(a: Any, b: Any) -> float:  # noqa: ANN401
-    pairs = zip(a, b) if isinstance(a, (tuple, list)) else [(a, b)]
-    return max((x.float() - y.float()).abs().max().item() for x, y in pairs)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,7 +142,7 @@ def bench_transformer(config: dict, grid: tuple[int, int, int], audio_tokens: in
         isolated = _diffusers_call(theirs, video, audio, grid, sigma, isolate_modalities=True)
         return both, perturbed, isolated
 
-    rows = [compare(f"transformer forward ({label})", ours_forward, theirs_forward, runs, device, _max_abs)]
+    rows = [compare(f"transformer forward ({label})", ours_forward, theirs_forward, runs, device, max_abs)]
     if device.type == "cpu":  # full size: the forward row is the point; a step is ~3 forwards
         rows.append(compare(f"guided step, CFG+STG+modality ({label})", ours_step, theirs_step, runs, device,
                             lambda a, b: float("nan")))
@@ -183,7 +169,7 @@ def bench_video_decode(runs: int) -> Row:
     theirs.eval()
     z = torch.randn(1, 16, 3, 4, 6, generator=torch.Generator().manual_seed(2))
     return compare("video VAE decode (17 frames 128x192)", lambda: ours.decode(z).sample,
-                   lambda: theirs.decode(z).sample, runs, torch.device("cpu"), _max_abs)
+                   lambda: theirs.decode(z).sample, runs, torch.device("cpu"), max_abs)
 
 
 def diffusers_pipeline_from_folder(folder: str, text_encoder: Any = None, tokenizer: Any = None  # noqa: ANN401

@@ -27,9 +27,10 @@ from .pipelines.model_facts import PipelineFacts
 from .pipelines.pipeline_ltx2_audio_video import call_arguments
 from .pipelines.plan import plan_generation
 from .pipelines.token_tiling import TokenTiling
+from .utils.dtypes import DTYPES
 from .utils.export import check_output_path
+from .utils.measure import process_peak_bytes, synchronize
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 EXAMPLES = """examples:
@@ -301,12 +302,6 @@ class PhaseTimer:
         return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.seconds.items())
 
 
-def synchronize(device: torch.device | None) -> None:
-    """Waits for queued CUDA work, so a timestamp taken next covers it."""
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class StageClock:
     """Times a pipeline call's phases from the first transformer call (end of preparation) and from
     ``callback_on_step_end`` (``pipe.stage`` after each step); everything after the last step is the decode.
@@ -347,13 +342,8 @@ def peak_memory(device: torch.device) -> str:
     """``"peak CUDA memory 12.30 GiB"`` on CUDA, else the process's peak resident set size."""
     if device.type == "cuda":
         return f"peak CUDA memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
-    try:
-        import resource
-    except ImportError:  # Windows
-        return "peak memory n/a"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_bytes = rss if sys.platform == "darwin" else rss * 1024
-    return f"peak RSS {rss_bytes / 2**30:.2f} GiB"
+    rss = process_peak_bytes()
+    return "peak memory n/a" if rss is None else f"peak RSS {rss / 2**30:.2f} GiB"
 
 
 def output_paths(output: Path, count: int) -> list[Path]:
