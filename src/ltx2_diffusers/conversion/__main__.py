@@ -11,9 +11,8 @@ import argparse
 import sys
 from typing import NoReturn
 
-import torch
+from ..utils.dtypes import DTYPES
 
-DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 BAD_ARGUMENTS, FAILED = 2, 1
 
 
