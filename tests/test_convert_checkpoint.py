@@ -61,11 +61,12 @@ def pipe(converted):
 def test_folder_layout_and_pipeline_loads(converted, pipe):
     folder, _ = converted
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == "LTX2AudioVideoPipeline"
-    assert index["transformer"] == ["ltx2_diffusers.models.transformer_ltx2", "LTX2AudioVideoTransformer"]
+    assert index["_class_name"] == "LTX2Pipeline"  # diffusers' format (tests/test_folder_format.py)
+    assert index["transformer"] == ["diffusers", "LTX2VideoTransformer3DModel"]
+    assert index["scheduler"] == ["diffusers", "FlowMatchEulerDiscreteScheduler"]
     assert index["text_encoder"] == [None, None]
     # every component the folder holds is listed, the optional upsampler too, and the pipeline loads it
-    assert index["latent_upsampler"] == ["ltx2_diffusers.models.latent_upsampler_ltx2", "LTX2LatentUpsampler"]
+    assert index["latent_upsampler"] == ["ltx2", "LTX2LatentUpsamplerModel"]
     assert isinstance(pipe.latent_upsampler, LTX2LatentUpsampler)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [*SUBFOLDERS, "scheduler", "latent_upsampler", "model_index.json", "ltx2_conversion.json", "README.md"])
