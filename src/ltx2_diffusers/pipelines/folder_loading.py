@@ -12,9 +12,10 @@ folder's ``model_index.json`` lists:
   component name with ``"default"``), and refuses a load that reports missing or unexpected keys or leaves a parameter
   on the meta device. The Gemma-3 text encoder and tokenizer load with transformers, under the same checks.
 
-Safetensors only unless ``use_safetensors=False``: pickled ``.bin`` files are never opened by default. Every failure
-is a :class:`FolderLoadError` (a ``ValueError``) naming the subfolder or file; a local path that does not exist is a
-:class:`~ltx2_diffusers.utils.paths.MissingFolderError`, never a Hub lookup.
+Safetensors only by default: pickled ``.bin`` files are never opened; ``use_safetensors=False`` allows them for the
+components that have no safetensors weights (diffusers' ``False`` reads only pickles; ours still prefers
+safetensors). Every failure is a :class:`FolderLoadError` (a ``ValueError``) naming the subfolder or file; a local
+path that does not exist is a :class:`~ltx2_diffusers.utils.paths.MissingFolderError`, never a Hub lookup.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .weight_files import (
     DIFFUSERS_STEM,
     TRANSFORMERS_STEM,
     FolderLoadError,
+    has_safetensors,
     has_variant,
     header_shapes,
     read_json,
@@ -207,17 +209,22 @@ def meta_model(subfolder: Path, model_class: type) -> torch.nn.Module:
                               f"({type(error).__name__}: {_one_line(error)}).") from error
 
 
+def _reads_safetensors(subfolder: Path, stem: str, variant: str | None, use_safetensors: bool | None) -> bool:
+    """Safetensors always, unless the caller allows pickles (``use_safetensors=False``) and the subfolder has none."""
+    return use_safetensors is not False or has_safetensors(subfolder, stem, variant)
+
+
 def load_model(subfolder: Path, model_class: type, dtype: torch.dtype | None, variant: str | None,
                use_safetensors: bool | None, low_cpu_mem_usage: bool | None = None) -> torch.nn.Module:
     """One ``ModelMixin`` component, config and weights checked before any tensor is read, then loaded strictly."""
     expected = {k: tuple(v.shape) for k, v in meta_model(subfolder, model_class).state_dict().items()}
-    if use_safetensors is not False:
+    safe = _reads_safetensors(subfolder, DIFFUSERS_STEM, variant, use_safetensors)
+    if safe:
         problems = weight_problems(expected, header_shapes(safetensors_files(subfolder, DIFFUSERS_STEM, variant)))
         if problems:
             raise FolderLoadError(f"{subfolder}: the weights do not match config.json ({'; '.join(problems)}). "
                                   f"Re-download or re-save the folder, or fix its config.")
-    options: dict[str, Any] = dict(variant=variant, use_safetensors=use_safetensors is not False,
-                                   output_loading_info=True)
+    options: dict[str, Any] = dict(variant=variant, use_safetensors=safe, output_loading_info=True)
     if dtype is not None:
         options["dtype"] = dtype
     if low_cpu_mem_usage is not None:
@@ -252,9 +259,10 @@ def load_transformers_component(subfolder: Path, class_name: str, dtype: torch.d
     options: dict[str, Any] = {}
     if is_model:
         read_json(subfolder / "config.json", f"{subfolder.name} config")
-        if use_safetensors is not False:
+        safe = _reads_safetensors(subfolder, TRANSFORMERS_STEM, variant, use_safetensors)
+        if safe:
             header_shapes(safetensors_files(subfolder, TRANSFORMERS_STEM, variant))  # readable, not pickled
-        options = dict(use_safetensors=use_safetensors is not False, output_loading_info=True)
+        options = dict(use_safetensors=safe, output_loading_info=True)
         if variant is not None:
             options["variant"] = variant
         if dtype is not None:

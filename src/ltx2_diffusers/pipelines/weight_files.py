@@ -64,6 +64,12 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return value
 
 
+def has_safetensors(subfolder: Path, stem: str, variant: str | None = None) -> bool:
+    """Whether ``subfolder`` holds ``stem``'s safetensors weights (a single file or a shard index)."""
+    return any((subfolder / with_variant(name, variant)).is_file()
+               for name in (f"{stem}.safetensors", f"{stem}.safetensors.index.json"))
+
+
 def safetensors_files(subfolder: Path, stem: str, variant: str | None = None) -> list[Path]:
     """The safetensors files ``from_pretrained`` reads for ``subfolder``: the shards its index lists (each must exist)
     or the single file. None: a :class:`FolderLoadError` saying what is there instead (pickles are refused)."""
@@ -127,5 +133,6 @@ def weight_problems(expected: Mapping[str, tuple[int, ...]], found: Mapping[str,
     return problems
 
 
-__all__ = ["DIFFUSERS_STEM", "FolderLoadError", "TRANSFORMERS_STEM", "has_variant", "header_shapes", "read_json",
+__all__ = ["DIFFUSERS_STEM", "FolderLoadError", "TRANSFORMERS_STEM", "has_safetensors", "has_variant", "header_shapes",
+           "read_json",
            "safetensors_files", "shown", "weight_problems", "with_variant"]
