@@ -283,10 +283,9 @@ def load_transformers_component(subfolder: Path, class_name: str, dtype: torch.d
 
 
 def _transformers_takes_dtype() -> bool:
-    import transformers
-    from packaging import version
+    from diffusers.utils import is_transformers_version
 
-    return version.parse(transformers.__version__) >= version.parse("4.56.0")
+    return is_transformers_version(">=", "4.56.0")  # older versions call it torch_dtype
 
 
 # ----------------------------------------------------------------------------------------------------------------
