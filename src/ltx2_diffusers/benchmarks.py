@@ -189,15 +189,18 @@ def bench_video_decode(runs: int) -> Row:
 
 def diffusers_ltx2_pipeline(folder: str, text_encoder: Any = None, tokenizer: Any = None) -> Any:  # noqa: ANN401
     """diffusers' ``LTX2Pipeline.from_pretrained`` of a folder this package saved (it is in diffusers' format), with
-    the one setting the reference sampler needs on an LTX-2.0 config: perturbed-attention processors
-    (``perturbed_attn=True``), without which diffusers' STG is a silent no-op. ``text_encoder`` / ``tokenizer``:
-    shared objects, or ``None`` to load the folder's own."""
+    the settings the reference sampler needs: perturbed-attention processors (``perturbed_attn=True``; diffusers' STG
+    is a silent no-op without them on an LTX-2.0 config), and a scheduler that uses a call's ``sigmas`` as given
+    (no static shift, no terminal stretch), as ours does. ``text_encoder`` / ``tokenizer``: shared objects, or
+    ``None`` to load the folder's own."""
     import diffusers
 
     shared = {k: v for k, v in dict(text_encoder=text_encoder, tokenizer=tokenizer).items() if v is not None}
     transformer = diffusers.LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer",
                                                                         perturbed_attn=True)
     pipe = diffusers.LTX2Pipeline.from_pretrained(folder, transformer=transformer, **shared)
+    pipe.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=1.0,
+                                                                           shift_terminal=None)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -211,12 +214,12 @@ def bench_pipeline(runs: int) -> Row:
         ours = LTX2AudioVideoPipeline.from_pretrained(folder)
         theirs = diffusers_ltx2_pipeline(folder, ours.text_encoder, ours.tokenizer)
     ours.set_progress_bar_config(disable=True)
+    sigmas = [1.0, 0.9, 0.6, 0.25]
     g = torch.Generator().manual_seed(3)
     video = torch.randn(1, 3 * 3 * 5, ours.transformer.config.in_channels, generator=g)
     audio = torch.randn(1, 18, ours.transformer.config.audio_in_channels, generator=g)
-    # the folder's scheduler gives both libraries the reference's 4-step schedule
-    common = dict(negative_prompt="blurry", num_frames=17, height=96, width=160,
-                  num_inference_steps=4, max_sequence_length=32, output_type="np",
+    common = dict(negative_prompt="blurry", num_frames=17, height=96, width=160, sigmas=sigmas,
+                  num_inference_steps=len(sigmas), max_sequence_length=32, output_type="np",
                   guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7,
                   audio_guidance_scale=7.0, audio_stg_scale=1.0, audio_modality_scale=3.0, audio_guidance_rescale=0.7)
     prompt = "a dog barks at a passing train"
