@@ -343,8 +343,9 @@ def load_pipeline_components(pipeline_class: type, path: str | os.PathLike, kwar
     optional = set(pipeline_class._optional_components)
     missing = [n for n in names if components[n] is None and n not in optional]
     if missing:
-        raise FolderLoadError(f"{folder / 'model_index.json'} lists no {', '.join(missing)}: an LTX-2 pipeline folder "
-                              f"needs {', '.join(n for n in names if n not in optional)} (pass missing ones by name).")
+        raise FolderLoadError(f"{folder / 'model_index.json'} lists no {', '.join(missing)} (or None was passed): an "
+                              f"LTX-2 pipeline needs {', '.join(n for n in names if n not in optional)} (pass missing "
+                              f"ones by name).")
     return components
 
 
