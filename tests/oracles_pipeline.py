@@ -3,8 +3,8 @@
 * ltx-core 1.0.0: an ``LTXModel`` whose header reproduces our transformer config and whose state dict is ours mapped
   back to the original names; the reference's own latent tools, Gaussian noiser, conditioning item, multimodal guiders
   and Euler loop (:func:`ltxcore_sample`).
-* diffusers 0.42.1: an ``LTX2Pipeline`` assembled from diffusers' classes, each loaded from a subfolder of a folder our
-  pipeline saved (:func:`diffusers_pipeline_from_folder`), configured so that it runs the same sampler.
+* diffusers 0.42.1: diffusers' own ``LTX2Pipeline.from_pretrained`` of a folder our pipeline saved (the folder is in
+  diffusers' format), configured so that it runs the same sampler (:func:`diffusers_pipeline_from_folder`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ltx2_diffusers.benchmarks import diffusers_pipeline_from_folder  # noqa: F401  (re-exported for the tests)
 from ltx2_diffusers.conversion.transformer import TRANSFORMER_PREFIX, original_transformer_key
 from ltx2_diffusers.pipelines.guidance import GuidanceParams
 from ltx2_diffusers.pipelines.latents import pack_video_latents
@@ -132,6 +131,22 @@ def ltxcore_sample(
 # ----------------------------------------------------------------------------------------------------------------
 # diffusers
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def diffusers_pipeline_from_folder(folder, text_encoder=None, tokenizer=None):
+    """diffusers' ``LTX2Pipeline`` loaded by diffusers' own ``from_pretrained`` from ``folder`` (saved by ours), set up
+    to run the reference sampler: perturbed-attention processors, so its STG acts on an LTX-2.0 config, and a
+    scheduler that uses a call's ``sigmas`` as given (no static shift, no terminal stretch), as ours does."""
+    import diffusers
+
+    shared = {k: v for k, v in dict(text_encoder=text_encoder, tokenizer=tokenizer).items() if v is not None}
+    transformer = diffusers.LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer",
+                                                                        perturbed_attn=True)
+    pipe = diffusers.LTX2Pipeline.from_pretrained(folder, transformer=transformer, **shared)
+    pipe.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=1.0,
+                                                                           shift_terminal=None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def diffusers_guidance(video: GuidanceParams, audio: GuidanceParams) -> dict:

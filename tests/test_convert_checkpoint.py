@@ -61,11 +61,12 @@ def pipe(converted):
 def test_folder_layout_and_pipeline_loads(converted, pipe):
     folder, _ = converted
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == "LTX2AudioVideoPipeline"
-    assert index["transformer"] == ["ltx2_diffusers.models.transformer_ltx2", "LTX2AudioVideoTransformer"]
+    assert index["_class_name"] == "LTX2Pipeline"  # diffusers' format (tests/test_folder_format.py)
+    assert index["transformer"] == ["diffusers", "LTX2VideoTransformer3DModel"]
+    assert index["scheduler"] == ["diffusers", "FlowMatchEulerDiscreteScheduler"]
     assert index["text_encoder"] == [None, None]
     # every component the folder holds is listed, the optional upsampler too, and the pipeline loads it
-    assert index["latent_upsampler"] == ["ltx2_diffusers.models.latent_upsampler_ltx2", "LTX2LatentUpsampler"]
+    assert index["latent_upsampler"] == ["ltx2", "LTX2LatentUpsamplerModel"]
     assert isinstance(pipe.latent_upsampler, LTX2LatentUpsampler)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [*SUBFOLDERS, "scheduler", "latent_upsampler", "model_index.json", "ltx2_conversion.json", "README.md"])
@@ -75,6 +76,28 @@ def test_folder_layout_and_pipeline_loads(converted, pipe):
     assert record["variant"] == "dev" and "sigmas" not in record
     assert record["ignored_keys"] == ["vae.per_channel_statistics.channel", "vae.per_channel_statistics.mean-of-stds"]
     assert not list(folder.parent.glob(".pipe.converting-*"))  # the temporary folder was renamed away
+
+
+def test_the_converted_folder_loads_in_diffusers(converted, pipe):
+    """diffusers' format (tests/test_folder_format.py): diffusers' LTX2Pipeline loads the folder with the same tensors
+    (a Gemma is passed: none was converted) and its scheduler config gives the same schedule."""
+    import diffusers
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+
+    from ltx2_diffusers.utils.tiny_gemma import tiny_gemma3, tiny_gemma_tokenizer
+
+    folder, _ = converted
+    theirs = diffusers.DiffusionPipeline.from_pretrained(folder, text_encoder=tiny_gemma3(HIDDEN, num_layers=1),
+                                                         tokenizer=tiny_gemma_tokenizer())
+    assert type(theirs).__name__ == "LTX2Pipeline"
+    upsampler, info = LTX2LatentUpsamplerModel.from_pretrained(folder, subfolder="latent_upsampler",
+                                                               output_loading_info=True)
+    assert not any(info.values())
+    for name, model in [*((n, getattr(theirs, n)) for n in SUBFOLDERS), ("latent_upsampler", upsampler)]:
+        ours, their_state = getattr(pipe, name).state_dict(), model.state_dict()
+        assert ours.keys() == their_state.keys() and all(torch.equal(ours[k], their_state[k]) for k in ours), name
+    theirs.scheduler.set_timesteps(sigmas=[1.0, 0.75, 0.5, 0.25], mu=0.0)
+    torch.testing.assert_close(theirs.scheduler.sigmas, pipe.scheduler.schedule(4), rtol=0, atol=1e-6)
 
 
 def test_every_tensor_is_the_original_one(tiny, pipe):

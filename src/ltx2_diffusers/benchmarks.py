@@ -1,7 +1,8 @@
 """``ltx2-diffusers bench``: this package vs diffusers 0.42.1 on identical weights, as a markdown table.
 
 Four comparisons, each on one set of weights shared by both implementations (diffusers' models are built on the
-meta device and given our tensors with ``load_state_dict(assign=True)``, or loaded from a folder ours saved):
+meta device and given our tensors with ``load_state_dict(assign=True)``, or diffusers' ``LTX2Pipeline`` loads a
+folder ours saved with its own ``from_pretrained``):
 
 * transformer forward (both streams, per-stream σ);
 * one guided step with the reference guidance (CFG + STG + modality): ours runs the batched cond/uncond pass, the
@@ -172,35 +173,20 @@ def bench_video_decode(runs: int) -> Row:
                    lambda: theirs.decode(z).sample, runs, torch.device("cpu"), max_abs)
 
 
-def diffusers_pipeline_from_folder(folder: str, text_encoder: Any = None, tokenizer: Any = None  # noqa: ANN401
-                                   ) -> Any:  # noqa: ANN401
-    """diffusers' ``LTX2Pipeline`` built from diffusers' classes, each loaded strictly from a subfolder of a folder
-    this package saved, set up to run the reference sampler: ``perturbed_attn=True`` (its STG is a silent no-op
-    otherwise) and a scheduler that uses given ``sigmas`` verbatim (no dynamic shifting, terminal stretch or static
-    shift). ``text_encoder`` / ``tokenizer``: shared objects, or ``None`` to load the folder's own."""
+def diffusers_ltx2_pipeline(folder: str, text_encoder: Any = None, tokenizer: Any = None) -> Any:  # noqa: ANN401
+    """diffusers' ``LTX2Pipeline.from_pretrained`` of a folder this package saved (it is in diffusers' format), with
+    the settings the reference sampler needs: perturbed-attention processors (``perturbed_attn=True``; diffusers' STG
+    is a silent no-op without them on an LTX-2.0 config), and a scheduler that uses a call's ``sigmas`` as given
+    (no static shift, no terminal stretch), as ours does. ``text_encoder`` / ``tokenizer``: shared objects, or
+    ``None`` to load the folder's own."""
     import diffusers
-    from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
-    from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
 
-    def load(cls: type, name: str, **overrides: Any) -> torch.nn.Module:  # noqa: ANN401
-        model, info = cls.from_pretrained(folder, subfolder=name, output_loading_info=True, **overrides)
-        problems = {k: v for k, v in info.items() if v}
-        if problems:
-            raise RuntimeError(f"diffusers' {cls.__name__} does not load our {name}: {problems}")
-        return model.eval()
-
-    pipe = diffusers.LTX2Pipeline(
-        scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(
-            folder, subfolder="scheduler", use_dynamic_shifting=False, shift_terminal=None, shift=1.0),
-        vae=load(diffusers.AutoencoderKLLTX2Video, "vae"),
-        audio_vae=load(diffusers.AutoencoderKLLTX2Audio, "audio_vae"),
-        text_encoder=text_encoder if text_encoder is not None else Gemma3ForConditionalGeneration.from_pretrained(
-            folder, subfolder="text_encoder").eval(),
-        tokenizer=tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
-        connectors=load(LTX2TextConnectors, "connectors"),
-        transformer=load(diffusers.LTX2VideoTransformer3DModel, "transformer", perturbed_attn=True),
-        vocoder=load(LTX2Vocoder, "vocoder"),
-    )
+    shared = {k: v for k, v in dict(text_encoder=text_encoder, tokenizer=tokenizer).items() if v is not None}
+    transformer = diffusers.LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer",
+                                                                        perturbed_attn=True)
+    pipe = diffusers.LTX2Pipeline.from_pretrained(folder, transformer=transformer, **shared)
+    pipe.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=1.0,
+                                                                           shift_terminal=None)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -212,7 +198,7 @@ def bench_pipeline(runs: int) -> Row:
     with tempfile.TemporaryDirectory() as folder:
         tiny_pipeline(seed=0).save_pretrained(folder)
         ours = LTX2AudioVideoPipeline.from_pretrained(folder)
-        theirs = diffusers_pipeline_from_folder(folder, ours.text_encoder, ours.tokenizer)
+        theirs = diffusers_ltx2_pipeline(folder, ours.text_encoder, ours.tokenizer)
     ours.set_progress_bar_config(disable=True)
     sigmas = [1.0, 0.9, 0.6, 0.25]
     g = torch.Generator().manual_seed(3)

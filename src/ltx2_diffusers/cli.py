@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:  # invalid arguments: one clear line, no traceback (unless convert --debug)
+    except ValueError as error:  # invalid arguments: one clear line, no traceback (unless --debug)
         if getattr(args, "debug", False):
             raise
-        parser.exit(2, f"ltx2-diffusers: error: {error}\n")
+        from .cli_errors import one_line
+
+        parser.exit(2, f"ltx2-diffusers: error: {one_line(error)}\n")

@@ -1,23 +1,69 @@
-"""Failures of ``ltx2-diffusers generate`` mapped to actionable messages (pure functions, tested without a GPU):
-a gated, missing or incomplete model (above all the Gemma-3 text encoder) and running out of memory."""
+"""Failures of ``ltx2-diffusers generate`` mapped to actionable one-line messages and exit codes (pure functions,
+tested without a GPU): a gated, missing, incomplete or damaged model (above all the Gemma-3 text encoder), running
+out of memory, and failed file operations."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 from pathlib import Path
+from typing import NoReturn
 
 import torch
+
+BAD_ARGUMENTS, FAILED, INTERRUPTED = 2, 1, 130
 
 LOGIN_HINT = ("accept the licence on the gated repository's Hub page (LTX-2's text encoder is Google's Gemma-3: "
               "https://huggingface.co/google/gemma-3-12b-it), then log in with `hf auth login` (formerly "
               "`huggingface-cli login`) or set HF_TOKEN")
 
 
+class GenerateError(Exception):
+    """A failure with an actionable message (exit code 1): the model cannot be loaded, or memory ran out."""
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Failures -> messages (pure, testable)
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def one_line(text: object) -> str:
+    """``text`` with its lines joined by spaces (an error message is one line on stderr)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def one_line_parser_errors(parser: argparse.ArgumentParser) -> None:
+    """Makes ``parser`` report a bad argument as one line (``prog: error: ... (see --help)``, exit 2) instead of the
+    usage block plus the error."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(BAD_ARGUMENTS, f"{parser.prog}: error: {one_line(message)} (see --help)\n")
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+def failure(error: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for what stopped a generation once its arguments were accepted: 1 for failed
+    work (a model or file that cannot be loaded, a full disk, running out of memory, anything else), 130 for an
+    interruption."""
+    from .pipelines.weight_files import FolderLoadError
+
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED, "interrupted."
+    message = oom_message(error)
+    if message is not None:
+        return FAILED, one_line(message)
+    if isinstance(error, (GenerateError, FolderLoadError)):
+        return FAILED, one_line(error)
+    if isinstance(error, OSError) and not isinstance(error, ValueError):
+        detail = error.strerror or str(error) or type(error).__name__
+        where = f": {error.filename}" if error.filename else ""
+        return FAILED, one_line(f"{detail}{where}")
+    if isinstance(error, ValueError):
+        return FAILED, one_line(error)
+    return FAILED, one_line(f"{type(error).__name__}: {error} (rerun with --debug for the traceback)")
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -104,13 +150,11 @@ def oom_message(error: BaseException) -> str | None:
     if not is_out_of_memory(error):
         return None
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return (f"out of memory ({first_line}). Options, roughly from least to most effect on speed:\n"
-            "  --dtype bfloat16            half the memory of float32 weights and activations\n"
-            "  --fp8                       fp8 storage of the transformer's weights (pipe.transformer."
-            "enable_layerwise_casting)\n"
-            "  --decode-tiling             decode the video in tiles\n"
-            "  --tile-tokens N             smaller transformer calls (e.g. 8192; the refinement of --upsample is "
-            "tiled by default)\n"
-            "  --offload model             keep only the running component on the GPU (--offload sequential: layer "
-            "by layer, least memory, slowest)\n"
-            "  fewer --frames, a smaller --height/--width, or --num-videos 1")
+    return (f"out of memory ({first_line}). Options, roughly from least to most effect on speed: "
+            "--dtype bfloat16 (half the memory of float32 weights and activations); "
+            "--fp8 (fp8 storage of the transformer's weights, pipe.transformer.enable_layerwise_casting); "
+            "--decode-tiling (decode the video in tiles); "
+            "--tile-tokens N (smaller transformer calls, e.g. 8192; the refinement of --upsample is tiled by "
+            "default); "
+            "--offload model (keep only the running component on the GPU; --offload sequential: layer by layer, "
+            "least memory, slowest); fewer --frames, a smaller --height/--width, or --num-videos 1.")

@@ -12,7 +12,6 @@ import math
 import re
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .cli_errors import load_error_message, oom_message, text_encoder_message
+from .cli_errors import GenerateError, failure, load_error_message, one_line_parser_errors, text_encoder_message
 from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
 from .pipelines.conditioning import read_image
 from .pipelines.model_facts import PipelineFacts
@@ -39,11 +38,8 @@ EXAMPLES = """examples:
   ltx2-diffusers generate --model LTX-2-diffusers --prompt "A drummer on stage" --audio drums.wav     # A2V
   ltx2-diffusers generate --model LTX-2-diffusers --prompt "Rain and thunder" --video storm.mp4     # V2A
   ltx2-diffusers generate --model LTX-2-diffusers --prompt "..." --upsample --height 1024 --width 1536
-exit codes: 0 done, 2 invalid arguments, 1 the model could not be loaded or ran out of memory."""
-
-
-class GenerateError(Exception):
-    """A failure with an actionable message (exit code 1): the model cannot be loaded, or memory ran out."""
+exit codes: 0 done, 2 invalid arguments, 1 failed work (the model or a file could not be loaded or written, out of
+memory); every error is one line on stderr (--debug: the traceback)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -166,6 +162,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``generate`` subcommand's flags."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EXAMPLES
+    one_line_parser_errors(parser)
     what = parser.add_argument_group("model and prompt")
     what.add_argument("--model", required=True, type=model_source,
                       help="pipeline folder (e.g. from `ltx2-diffusers convert`) or Hub id")
@@ -242,6 +239,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--preview", action="store_true",
                      help="also write <stem>_frames.png (contact sheet) and <stem>_audio.png (waveform, spectrogram)")
     out.add_argument("--quiet", action="store_true", help="no progress bars or phase lines; only the summary line")
+    out.add_argument("--debug", action="store_true", help="show the traceback of a failure")
 
 
 def check_generate_args(args: argparse.Namespace) -> None:
@@ -393,12 +391,8 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 def load_pipeline(model: str, dtype: torch.dtype) -> LTX2AudioVideoPipeline:
     """``from_pretrained`` with load failures turned into :class:`GenerateError` messages."""
     try:
-        with warnings.catch_warnings():
-            # diffusers 0.42 deprecates `torch_dtype` for `dtype`, but the pipeline forwards only `torch_dtype` to the
-            # components it maps from a diffusers-format folder, so it is the one that casts every component.
-            warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)
-            pipe = LTX2AudioVideoPipeline.from_pretrained(model, torch_dtype=dtype)
-    except (OSError, ValueError) as error:  # hub errors are OSErrors; a bad repo id is a ValueError
+        pipe = LTX2AudioVideoPipeline.from_pretrained(model, dtype=dtype)
+    except (OSError, ValueError) as error:  # hub errors are OSErrors; a damaged folder is a FolderLoadError
         message = load_error_message(error, model)
         if message is None:
             raise
@@ -447,18 +441,27 @@ def pipeline_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    """``ltx2-diffusers generate``; returns the exit code (invalid arguments raise ``ValueError``: exit code 2)."""
+    """``ltx2-diffusers generate``; returns the exit code. Invalid arguments raise their ``ValueError`` (the command
+    line prints it as one line, exit code 2); once they are accepted, any failure is one line on stderr and exit
+    code 1 (130 when interrupted), with the traceback only under ``--debug``."""
     try:
-        return _run(args)
-    except GenerateError as error:
-        _say(f"ltx2-diffusers: error: {error}")
-        return 1
-    except (RuntimeError, MemoryError) as error:
-        message = oom_message(error)
-        if message is None:
-            raise
-        _say(f"ltx2-diffusers: error: {message}")
-        return 1
+        prepared = _prepare(args)
+    except ValueError:
+        raise
+    except (Exception, KeyboardInterrupt) as error:
+        return _failed(args, error)
+    try:
+        return _execute(args, *prepared)
+    except (Exception, KeyboardInterrupt) as error:
+        return _failed(args, error)
+
+
+def _failed(args: argparse.Namespace, error: BaseException) -> int:
+    if getattr(args, "debug", False):
+        raise error
+    status, message = failure(error)
+    _say(f"ltx2-diffusers: error: {message}")
+    return status
 
 
 def model_facts(model: str, device: torch.device, dtype: torch.dtype) -> PipelineFacts:
@@ -478,7 +481,9 @@ def model_facts(model: str, device: torch.device, dtype: torch.dtype) -> Pipelin
         raise GenerateError(message) from error
 
 
-def _run(args: argparse.Namespace) -> int:
+def _prepare(args: argparse.Namespace) -> tuple[torch.device, torch.dtype, dict[str, Any], Any]:
+    """Every check that needs no weights: the arguments, the output path, the folder's configs and the call's plan
+    (``ValueError``: a bad argument)."""
     check_output_path(args.output)  # a bad --output fails now, not after the whole clip is generated
     check_generate_args(args)
     device = resolve_device(args.device)
@@ -488,6 +493,12 @@ def _run(args: argparse.Namespace) -> int:
         raise GenerateError(text_encoder_message(args.model))
     kwargs = pipeline_kwargs(args)  # reads the images: bad files fail before the model loads
     plan = plan_generation(facts, call_arguments(prompt=args.prompt, negative_prompt=args.negative_prompt, **kwargs))
+    return device, dtype, kwargs, plan
+
+
+def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, kwargs: dict[str, Any],
+             plan: Any) -> int:  # noqa: ANN401
+    """Loads the model, generates, exports and prints the summary."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timer = PhaseTimer()

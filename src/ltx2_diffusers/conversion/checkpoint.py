@@ -19,17 +19,20 @@ The original release is one safetensors file whose ``config`` metadata entry (JS
 
 Folder layout written: ``model_index.json``, ``transformer/``, ``connectors/``, ``vae/``, ``audio_vae/``,
 ``vocoder/``, ``scheduler/``, ``text_encoder/`` + ``tokenizer/`` when a local Gemma-3 folder is given, and
-``latent_upsampler/`` when an upsampler file is given. ``model_index.json`` lists every component the folder holds,
-the upsampler included (the optional ``latent_upsampler`` of ``LTX2AudioVideoPipeline``, used by ``upsample=True``).
+``latent_upsampler/`` when an upsampler file is given. The index and configs are in diffusers' LTX-2 format
+(:func:`~ltx2_diffusers.pipelines.folder_format.write_folder_format`, shared with ``save_pretrained``), so the folder
+loads in diffusers' ``LTX2Pipeline`` as well as in ``LTX2AudioVideoPipeline``; ``model_index.json`` lists every
+component the folder holds, the upsampler included (the optional ``latent_upsampler`` used by ``upsample=True``).
 
 One dtype: every floating tensor written (the upsampler's too) is saved in ``dtype`` when given, else in the dtype
 chosen from the checkpoint file by :func:`.tensors.choose_dtype`: the one holding the most elements among the
 tensors written, float8 counted as bfloat16 and float64 as float32. The text encoder is copied unchanged.
 
 Distilled checkpoints (file name containing ``distilled``): the scheduler is saved with the fixed 8-step σ list
-(``LTX2Scheduler(sigmas=DISTILLED_SIGMAS)``), and the distilled settings are also recorded in ``ltx2_conversion.json``
-(``"sigmas"``, ``"stage_2_sigmas"``, ``"guidance_scale": 1.0``); the distilled model runs without guidance:
-``pipe(..., guidance_scale=1.0, ...)`` with the other scales neutral.
+(``LTX2Scheduler(sigmas=DISTILLED_SIGMAS)``, written as diffusers' distilled flow-match config plus our ``sigmas``
+key), and the distilled settings are also recorded in ``ltx2_conversion.json`` (``"sigmas"``, ``"stage_2_sigmas"``,
+``"guidance_scale": 1.0``); the distilled model runs without guidance: ``pipe(..., guidance_scale=1.0, ...)`` with
+the other scales neutral.
 
 fp8 checkpoints: float8 tensors are de-quantised in float32, then cast to the folder's dtype. A per-tensor or
 per-output-channel ``<name>.weight_scale`` next to a float8 ``<name>.weight`` multiplies it; it must be finite and
@@ -285,16 +288,6 @@ def _text_encoder_index(folder: Path) -> list[Any]:
             ["transformers", tokenizer_class]]
 
 
-def _model_index(classes: Mapping[str, type | None], text: list[Any] | None) -> dict[str, Any]:
-    import diffusers
-
-    index: dict[str, Any] = {"_class_name": "LTX2AudioVideoPipeline", "_diffusers_version": diffusers.__version__}
-    for name, cls in sorted(classes.items()):
-        index[name] = [cls.__module__, cls.__name__]
-    index["text_encoder"], index["tokenizer"] = text if text is not None else ([None, None], [None, None])
-    return dict(sorted(index.items()))
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Checking the inputs (headers and fp8 scales only: no tensor data is read)
 # ----------------------------------------------------------------------------------------------------------------
@@ -451,6 +444,7 @@ def _write_component(source: _Source, name: str, model_class: type, convert: Cal
 def _write_folder(source: _Source, extra: _Source | None, temp: Path, text_encoder: Path | None, dtype: torch.dtype,
                   max_shard_size: int | str, allow_non_finite: bool) -> dict[str, dict[str, Any]]:
     from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
+    from ..pipelines.folder_format import write_folder_format
     from ..schedulers import DISTILLED_SIGMAS, STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
 
     summary: dict[str, dict[str, Any]] = {}
@@ -465,13 +459,12 @@ def _write_folder(source: _Source, extra: _Source | None, temp: Path, text_encod
                                                        max_shard_size, allow_non_finite)
         classes["latent_upsampler"] = LTX2LatentUpsampler
     distilled = "distilled" in source.path.name.lower()
-    LTX2Scheduler(sigmas=list(DISTILLED_SIGMAS) if distilled else None).save_pretrained(temp / "scheduler")
-    classes["scheduler"] = LTX2Scheduler
-    text_index = None
+    components: dict[str, Any] = {**classes, "scheduler": LTX2Scheduler(
+        sigmas=list(DISTILLED_SIGMAS) if distilled else None), "text_encoder": None, "tokenizer": None}
     if text_encoder is not None:
         _copy_text_encoder(text_encoder, temp)
-        text_index = _text_encoder_index(temp)
-    (temp / "model_index.json").write_text(json.dumps(_model_index(classes, text_index), indent=2) + "\n")
+        components["text_encoder"], components["tokenizer"] = _text_encoder_index(temp)
+    write_folder_format(temp, components)  # the format LTX2AudioVideoPipeline.save_pretrained writes too
     record = {
         "source": source.path.name, "variant": "distilled" if distilled else "dev",
         "fp8_source": sorted(set(source.dtypes.values()) & FP8_NAMES),

@@ -41,9 +41,10 @@ tags:
 
 # LTX-2 ({'distilled' if distilled else 'dev'}) for `ltx2_diffusers`
 
-Lightricks' LTX-2 joint audio+video model converted from `{source}` with `ltx2-diffusers convert`, in the diffusers
-folder format. Components: {', '.join(components)}. The weights are unchanged (renamed, optionally cast);
-they remain under the [LTX-2 Community License]({LICENSE_LINK}).
+Lightricks' LTX-2 joint audio+video model converted from `{source}` with `ltx2-diffusers convert`, in diffusers' own
+LTX-2 folder format: it loads with `ltx2_diffusers` (below) and with diffusers' `LTX2Pipeline.from_pretrained`.
+Components: {', '.join(components)}. The weights are unchanged (renamed, optionally cast); they remain under the
+[LTX-2 Community License]({LICENSE_LINK}).
 {encoder_note}
 ## Usage
 

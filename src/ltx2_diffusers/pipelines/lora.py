@@ -14,7 +14,7 @@ Refused with a ``ValueError`` naming the file, before any adapter is injected:
 
 A missing local file is a :class:`~ltx2_diffusers.utils.paths.MissingFileError` (a ``FileNotFoundError``), never a
 Hub lookup. Layers that match while others do not are loaded with a warning listing the others. Loading needs
-``peft``: ``pip install "ltx2_diffusers[lora]"``.
+``peft``: ``pip install peft`` (or ``pip install -e ".[lora]"`` in the package's source folder).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..utils.paths import MissingFileError
 
 logger = logging.get_logger(__name__)
 
-LORA_EXTRA_HINT = 'pip install "ltx2_diffusers[lora]"'
+LORA_EXTRA_HINT = 'pip install peft (or pip install -e ".[lora]" in the ltx2_diffusers source folder)'
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".sft")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 # the first key segment that belongs to the LoRA rather than to the layer it adapts

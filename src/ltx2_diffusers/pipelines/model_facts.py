@@ -8,7 +8,6 @@ the command line can plan and check a call before any weight is read.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,25 +136,26 @@ class PipelineFacts:
     ) -> PipelineFacts:
         """Facts of a local pipeline folder from its config files only: components built on the meta device (in
         ``dtype`` when given, as they would be loaded), for a call on ``device``."""
+        from ..schedulers.flow_match_config import scheduler_from_config
+        from .folder_loading import folder_component_class, meta_model, read_model_index
         from .pipeline_ltx2_audio_video import LTX2AudioVideoPipeline
+        from .weight_files import read_json
 
         folder = Path(folder)
-        index_file = folder / "model_index.json"
-        if not index_file.is_file():
-            raise ValueError(f"{folder} has no model_index.json: pass a pipeline folder.")
-        index = json.loads(index_file.read_text())
+        index = read_model_index(folder)
         parts = {}
-        for name, model_class in LTX2AudioVideoPipeline._component_classes.items():
+        for name in LTX2AudioVideoPipeline._component_classes:
             present = (folder / name).is_dir() and isinstance(index.get(name), list) and index[name][0] is not None
             if not present:
                 parts[name] = None
                 continue
-            config = model_class.load_config(folder, subfolder=name)
             if name == "scheduler":
-                parts[name] = model_class.from_config(config)
+                parts[name] = scheduler_from_config(read_json(folder / name / "scheduler_config.json", "scheduler "
+                                                              "config"), index[name][1])
                 continue
-            with torch.device("meta"):
-                parts[name] = model_class.from_config(config)
+            where = folder / "model_index.json"
+            parts[name] = meta_model(folder / name, folder_component_class(LTX2AudioVideoPipeline, name, index[name],
+                                                                           where))
             if dtype is not None:  # plain Module.to: nothing is loaded, so ModelMixin's load-time advice is moot
                 torch.nn.Module.to(parts[name], dtype)
         missing = [n for n, part in parts.items() if part is None and n != "latent_upsampler"]

@@ -9,13 +9,11 @@ guidance and stages; the loop body is :func:`~ltx2_diffusers.pipelines.denoising
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +32,14 @@ from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
 from ..models.vocoder_ltx2 import LTX2Vocoder
+from ..schedulers.flow_match_config import as_ltx2_scheduler
 from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
 from .callbacks import check_callback_outputs
 from .conditioning import keyframe_coordinates
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .denoising import StreamInputs, denoise_step, predict_x0
+from .folder_format import write_folder_format
+from .folder_loading import load_pipeline_components
 from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
 from .lora import LTX2LoraLoaderMixin
 from .media import fit_waveform
@@ -78,7 +79,8 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     Defaults (steps, guidance, STG block, CRF, negative prompt) are the reference's for the LTX version the loaded
     transformer's config describes (2.0 or 2.3). :meth:`plan` shows what a call would do without running it.
 
-    Components (the names of a diffusers-format LTX-2 folder): ``scheduler`` (:class:`LTX2Scheduler`), ``vae``
+    Components (the names of a diffusers-format LTX-2 folder): ``scheduler`` (:class:`LTX2Scheduler`; diffusers'
+    ``FlowMatchEulerDiscreteScheduler`` is accepted and mapped onto it with the same schedule), ``vae``
     (:class:`LTX2VideoAutoencoder`), ``audio_vae`` (:class:`LTX2AudioAutoencoder`), ``text_encoder`` (Gemma-3),
     ``tokenizer``, ``connectors`` (:class:`LTX2TextConnectors`), ``transformer``
     (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`) and, optional, ``latent_upsampler``
@@ -87,7 +89,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     LoRAs (diffusers format, or the original / ComfyUI ``diffusion_model.*.lora_A/lora_B`` format, on the video,
     audio, audio<->video and connector modules) load with ``pipe.load_lora_weights(path, adapter_name=...)``, are
     weighted with ``pipe.set_adapters(names, weights)`` (negative strengths allowed) and fused with ``fuse_lora`` /
-    ``unfuse_lora``; this needs the ``peft`` package (``pip install ltx2_diffusers[lora]``).
+    ``unfuse_lora``; this needs the ``peft`` package (``pip install peft``).
 
     Example:
 
@@ -108,8 +110,9 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     _optional_components = ["text_encoder", "tokenizer", "latent_upsampler"]
     _callback_tensor_inputs = list(CALLBACK_TENSORS)
 
-    # Our class for each component of a diffusers-format LTX-2 folder (see `from_pretrained`).
-    _component_classes = {
+    # Our class for each component of a pipeline folder: a class, or a tuple of classes that the folder's class name
+    # (ours or diffusers', see `folder_format.DIFFUSERS_CLASSES`) chooses between (see `folder_loading`).
+    _component_classes: dict[str, type | tuple[type, ...]] = {
         "scheduler": LTX2Scheduler, "vae": LTX2VideoAutoencoder, "audio_vae": LTX2AudioAutoencoder,
         "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer, "vocoder": LTX2Vocoder,
         "latent_upsampler": LTX2LatentUpsampler,
@@ -128,12 +131,14 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         latent_upsampler: LTX2LatentUpsampler | None = None,
     ) -> None:
         super().__init__()
+        scheduler = as_ltx2_scheduler(scheduler)
         for name, expected in self._component_classes.items():
-            component = locals()[name]
+            component = scheduler if name == "scheduler" else locals()[name]
             if component is not None and not isinstance(component, expected):
-                raise ValueError(f"`{name}` must be a {expected.__name__} (ltx2_diffusers), got "
-                                 f"{type(component).__name__}; load diffusers-format folders with "
-                                 f"LTX2AudioVideoPipeline.from_pretrained, which maps them onto these classes.")
+                names = " or ".join(c.__name__ for c in (expected if isinstance(expected, tuple) else (expected,)))
+                raise ValueError(f"`{name}` must be a {names} (ltx2_diffusers), got {type(component).__name__}; load "
+                                 f"diffusers-format folders with LTX2AudioVideoPipeline.from_pretrained, which maps "
+                                 f"them onto these classes.")
         self.register_modules(scheduler=scheduler, vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder,
                               latent_upsampler=latent_upsampler)
@@ -142,40 +147,46 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         self._interrupt = False
         self._stage = 0
 
+    def __setattr__(self, name: str, value: Any) -> None:  # noqa: ANN401
+        if name == "scheduler" and value is not None:  # diffusers' flow-match scheduler -> LTX2Scheduler, or refused
+            value = as_ltx2_scheduler(value)
+        super().__setattr__(name, value)
+
     @classmethod
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any  # noqa: ANN401
     ) -> LTX2AudioVideoPipeline:
-        """Loads a pipeline folder (or Hub repo) saved by this package **or by diffusers** (``LTX2Pipeline``).
+        """Loads a pipeline folder (or Hub repo) written by this package **or by diffusers** (``LTX2Pipeline``).
 
-        Components that the folder's ``model_index.json`` assigns to diffusers classes are loaded with this package's
-        classes from the same subfolders (the weights and configs are the same format); the text encoder and
-        tokenizer load with transformers as usual. Keyword arguments are those of
-        ``DiffusionPipeline.from_pretrained`` (``torch_dtype``, ``variant``, components to override, ...).
+        Each component the folder's ``model_index.json`` lists loads onto this package's class from its subfolder
+        (diffusers' class names map onto ours: same configs, same weights; diffusers' flow-match scheduler becomes an
+        :class:`LTX2Scheduler` with the same schedule); the text encoder and tokenizer load with transformers. Configs
+        and weights are checked before any tensor is read, and a load with a missing, unexpected or misshapen tensor
+        fails naming the subfolder (see :mod:`~ltx2_diffusers.pipelines.folder_loading`).
+
+        Keyword arguments: components by name (used as given, e.g. ``text_encoder=None`` to skip Gemma);
+        ``torch_dtype`` / ``dtype`` (a ``torch.dtype``, or a dict by component name with ``"default"``); ``variant``;
+        ``use_safetensors`` (``False`` allows pickled ``.bin`` weights, refused by default); ``low_cpu_mem_usage``;
+        and the Hub download options (``cache_dir``, ``token``, ``revision``, ``local_files_only``, ...).
+
+        Raises:
+            ValueError: a bad argument; ``FolderLoadError`` (a ``ValueError``) for a folder or file that cannot be
+                loaded; ``MissingFolderError`` (also a ``FileNotFoundError``) for a local path that does not exist.
         """
-        folder = Path(pretrained_model_name_or_path)
-        if not folder.is_dir():
-            download_keys = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
-                             "variant", "use_safetensors")
-            folder = Path(cls.download(pretrained_model_name_or_path,
-                                       **{k: kwargs[k] for k in download_keys if k in kwargs}))
-        index_file = folder / "model_index.json"
-        if not index_file.is_file():
-            raise ValueError(f"{folder} has no model_index.json: pass a pipeline folder (or load the components "
-                             f"one by one and pass them to LTX2AudioVideoPipeline(...)).")
-        index = json.loads(index_file.read_text())
-        load_keys = ("torch_dtype", "dtype", "variant", "use_safetensors", "local_files_only")
-        for name, our_class in cls._component_classes.items():
-            entry = index.get(name)
-            if name in kwargs or not isinstance(entry, list) or entry[0] is None or entry[0] == "ltx2_diffusers":
-                continue
-            if name == "scheduler":
-                kwargs[name] = our_class.from_pretrained(folder, subfolder=name)
-            else:
-                kwargs[name] = our_class.from_pretrained(folder, subfolder=name,
-                                                         **{k: kwargs[k] for k in load_keys if k in kwargs})
-            logger.info("%s: loaded the folder's %s as %s", name, entry[1], our_class.__name__)
-        return super().from_pretrained(folder, **kwargs)
+        pipe = cls(**load_pipeline_components(cls, pretrained_model_name_or_path, dict(kwargs)))
+        pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
+        return pipe
+
+    def save_config(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
+        """Writes the folder's ``model_index.json`` (``save_pretrained`` calls this after saving the components) in
+        diffusers' LTX-2 format: diffusers' pipeline and component class names and a flow-match scheduler config
+        with the same schedule, so the folder loads in diffusers too (see
+        :mod:`~ltx2_diffusers.pipelines.folder_format`)."""
+        if push_to_hub:
+            raise ValueError("Upload a pipeline with save_pretrained(..., push_to_hub=True).")
+        super().save_config(save_directory, **kwargs)
+        write_folder_format(save_directory, {name: getattr(self, name) for name in self._component_classes.keys()
+                                             | {"text_encoder", "tokenizer"}})
 
     # ------------------------------------------------------------------------------------------------------------
     # Properties
