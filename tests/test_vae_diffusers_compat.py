@@ -250,7 +250,7 @@ def test_attributes_the_pipelines_read_have_diffusers_values():
 
 @pytest.mark.parity
 def test_diffusers_ltx2_pipeline_runs_with_our_vaes(tmp_path):
-    from ltx2_diffusers.benchmarks import diffusers_pipeline_from_folder
+    from .oracles_pipeline import diffusers_pipeline_from_folder
     from ltx2_diffusers.utils.tiny import tiny_pipeline
 
     ours = tiny_pipeline(seed=0)
