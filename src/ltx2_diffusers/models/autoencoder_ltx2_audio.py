@@ -41,6 +41,7 @@ from .audio_processing import (
     plan_chunks,
     unpack_audio_latents,
 )
+from .strict_loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
 
@@ -296,7 +297,7 @@ def decoder_time_context(num_levels: int, num_res_blocks: int, axis: str) -> tup
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class LTX2AudioAutoencoder(ModelMixin, AutoencoderMixin, ConfigMixin):
+class LTX2AudioAutoencoder(StrictLoadingMixin, ModelMixin, AutoencoderMixin, ConfigMixin):
     r"""LTX-2 audio VAE: stereo 16 kHz log-mel ``[B, 2, T, 64]`` <-> latents ``[B, 8, ⌈T/4⌉, 16]``.
 
     Loads diffusers-format ``audio_vae/`` folders unchanged (config keys and parameter names of

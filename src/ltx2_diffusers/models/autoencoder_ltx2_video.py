@@ -24,6 +24,7 @@ from diffusers.utils import logging
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from diffusers.utils.torch_utils import randn_tensor
 
+from .strict_loading import StrictLoadingMixin
 from .tiling import AxisPlan, VideoTiling, plan_axis
 from .video_vae_blocks import VideoDecoder3d, VideoEncoder3d, per_block
 
@@ -71,7 +72,7 @@ def _nearest_multiples(value: int, step: int, offset: int = 0) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class LTX2VideoAutoencoder(ModelMixin, ConfigMixin):
+class LTX2VideoAutoencoder(StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""
     The LTX-2 video VAE. Loads diffusers-format ``vae/`` folders of ``AutoencoderKLLTX2Video`` unchanged (same config
     keys, same state-dict names); the defaults are the LTX-2.0 (19B) values.

@@ -21,6 +21,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .autoencoder_ltx2_video import denormalize_latents, normalize_latents
+from .strict_loading import StrictLoadingMixin
 from .video_vae_blocks import depth_to_space
 
 # ×scale = ×numerator by sub-pixel convolution, then ÷denominator by blurred striding
@@ -120,7 +121,7 @@ class _SubPixel(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class LTX2LatentUpsampler(ModelMixin, ConfigMixin):
+class LTX2LatentUpsampler(StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""
     Latent upsampler of LTX-2 (×2 spatial for the released models). Works on **un-normalised** latents; see
     :func:`upsample_normalized_latents` for the transformer's normalised ones. Loads diffusers-format

@@ -31,6 +31,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .rope import ROPE_TYPES
+from .strict_loading import StrictLoadingMixin
 from .text_connector import LTX2ConnectorBlock, LTX2TextConnector, connector_rotary, substitute_registers
 from .text_features import normalize_text_hidden_states, per_token_rms_features, rescale_for_width
 
@@ -69,7 +70,7 @@ class LTX2TextEmbeddings(NamedTuple):
 # Model
 # ----------------------------------------------------------------------------------------------------------------
 
-class LTX2TextConnectors(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class LTX2TextConnectors(StrictLoadingMixin, ModelMixin, ConfigMixin, PeftAdapterMixin):
     r"""LTX-2 text feature projection(s) and per-stream connectors (the ``connectors/`` component).
 
     Loads diffusers-format LTX-2.0 and LTX-2.3 ``connectors/`` folders unchanged (same config keys, defaults and

@@ -29,6 +29,7 @@ from .rope import (
     rotary_table,
     video_coordinates,
 )
+from .strict_loading import StrictLoadingMixin
 from .transformer_inputs import (
     batch_flag,
     check_context,
@@ -68,7 +69,7 @@ _UNSUPPORTED_FLAGS = {  # config flags of other LTX versions and the value LTX-2
 }
 
 
-class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin):
+class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin):
     r"""LTX-2 dual-stream audio+video transformer.
 
     Loads diffusers-format LTX-2.0 and LTX-2.3 ``transformer/`` folders unchanged (same config keys and parameter

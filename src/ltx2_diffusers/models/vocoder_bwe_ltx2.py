@@ -30,6 +30,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .audio_processing import plan_chunks
+from .strict_loading import StrictLoadingMixin
 from .vocoder_layers import UpSample1d, upsample_reach
 from .vocoder_ltx2 import Float32Only, LTX2Vocoder, mel_channels_first
 
@@ -84,7 +85,7 @@ _GENERATOR_ARGS = (
 )
 
 
-class LTX2VocoderWithBWE(Float32Only, ModelMixin, ConfigMixin):
+class LTX2VocoderWithBWE(Float32Only, StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""LTX-2.3 vocoder: log-mel ``[B, 2, T, 64]`` -> waveform ``[B, 2, T · 480]`` at 48 kHz.
 
     Arguments without a prefix configure the 16 kHz BigVGAN-v2 ``vocoder``, those with ``bwe_`` the

@@ -30,6 +30,7 @@ from diffusers.utils import logging
 from torch import nn
 
 from .audio_processing import plan_chunks
+from .strict_loading import StrictLoadingMixin
 from .vocoder_layers import ACTIVATIONS, ResBlock, antialias_reach, make_activation, same_conv_reach
 
 logger = logging.get_logger(__name__)
@@ -122,7 +123,7 @@ class Float32Only:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class LTX2Vocoder(Float32Only, ModelMixin, ConfigMixin):
+class LTX2Vocoder(Float32Only, StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""LTX-2 vocoder generator: log-mel ``[B, 2, T, 64]`` -> waveform ``[B, 2, T · prod(upsample_factors)]``.
 
     Loads diffusers-format ``vocoder/`` folders unchanged (config keys and parameter names of

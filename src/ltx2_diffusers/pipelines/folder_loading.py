@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from diffusers.utils import logging
 
+from ..models.strict_loading import WeightLoadError, loading_problems
 from ..utils.paths import existing_folder
 from .config_checks import config_problems
 from .folder_format import DIFFUSERS_CLASSES
@@ -178,13 +179,7 @@ def _one_line(error: BaseException) -> str:
 def _check_loaded(model: torch.nn.Module, info: Mapping[str, Any], where: Path) -> None:
     """A loaded model with every tensor from the checkpoint: nothing missing, unexpected or mismatched, nothing left
     on the meta device."""
-    problems = [f"{len(info[key])} {key.replace('_keys', '')}: {shown(sorted(map(str, info[key])), 3)}"
-                for key in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(key)]
-    if info.get("error_msgs"):
-        problems.append(f"errors: {shown([_one_line(Exception(e)) for e in info['error_msgs']], 2)}")
-    on_meta = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-    if on_meta:
-        problems.append(f"{len(on_meta)} tensor(s) left uninitialised on the meta device: {shown(on_meta, 3)}")
+    problems = loading_problems(model, info)
     if problems:
         raise FolderLoadError(f"{where}: the weights do not load strictly ({'; '.join(problems)}). Re-download or "
                               f"re-save the folder.")
@@ -231,6 +226,8 @@ def load_model(subfolder: Path, model_class: type, dtype: torch.dtype | None, va
         options["low_cpu_mem_usage"] = low_cpu_mem_usage
     try:
         model, info = model_class.from_pretrained(subfolder, **options)
+    except WeightLoadError as error:
+        raise FolderLoadError(str(error)) from error
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as error:
