@@ -17,6 +17,7 @@ import torch
 
 from ..models.tiling import VideoTiling
 from ..schedulers.scheduling_ltx2 import LTX2Scheduler
+from .compatibility import check_components
 from .defaults import LTX_2_0, LTX_2_3, ModelDefaults, model_version
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -52,13 +53,14 @@ class TransformerFacts:
     audio_width: int
     dtype_bytes: int
     adapters: AdapterFacts = AdapterFacts()
+    text_widths: tuple[int, int] | None = None  # video / audio text-context widths (None: not checked)
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> TransformerFacts:
         c = model.config
         return cls(c.num_layers, c.in_channels, c.audio_in_channels, c.num_attention_heads * c.attention_head_dim,
                    c.audio_num_attention_heads * c.audio_attention_head_dim, _dtype_bytes(model),
-                   AdapterFacts.of(model))
+                   AdapterFacts.of(model), tuple(model.text_widths))
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class PipelineFacts:
         vae_dtype_bytes: bytes per element the VAE computes in.
         audio_sample_rate / audio_hop_length / audio_compression / audio_causal: the audio VAE's mel grid.
         vocoder_rate: output sample rate of the vocoder (Hz).
+        vocoder_samples_per_mel_frame: waveform samples the vocoder makes per mel frame (240 for LTX-2.0's 24 kHz
+            vocoder, 480 for LTX-2.3's 48 kHz one); ``None``: ``vocoder_rate`` times the mel hop's duration.
         register_multiple: text lengths must be a multiple of this (the connectors' registers).
         has_text_encoder: a text encoder and tokenizer are attached (else prompts must come as embeddings).
         upsampler: ``None`` without a latent upsampler, else ``(spatial_factor, temporal_factor)``.
@@ -98,6 +102,14 @@ class PipelineFacts:
     vae_tiling: VideoTiling | None
     scheduler: LTX2Scheduler
     memory_bytes: int | None = None
+    vocoder_samples_per_mel_frame: int | None = None
+
+    @property
+    def samples_per_mel_frame(self) -> int:
+        """Output waveform samples per mel frame (see ``vocoder_samples_per_mel_frame``)."""
+        if self.vocoder_samples_per_mel_frame is not None:
+            return self.vocoder_samples_per_mel_frame
+        return round(self.vocoder_rate * self.audio_hop_length / self.audio_sample_rate)
 
     @classmethod
     def from_components(
@@ -105,6 +117,10 @@ class PipelineFacts:
         vocoder: torch.nn.Module, connectors: torch.nn.Module, scheduler: LTX2Scheduler,
         latent_upsampler: torch.nn.Module | None, has_text_encoder: bool, device: torch.device | None = None,
     ) -> PipelineFacts:
+        """The facts of loaded (or meta-device) components, after checking that they fit together
+        (:func:`~ltx2_diffusers.pipelines.compatibility.check_components`: a ``ValueError`` otherwise)."""
+        check_components(transformer=transformer, vae=vae, audio_vae=audio_vae, vocoder=vocoder,
+                         connectors=connectors, latent_upsampler=latent_upsampler)
         vc, ac = vae.config, audio_vae.config
         upsampler = None
         if latent_upsampler is not None:
@@ -129,6 +145,7 @@ class PipelineFacts:
             vae_tiling=vae.tiling if vae.use_tiling else None,
             scheduler=scheduler,
             memory_bytes=device_memory_bytes(device),
+            vocoder_samples_per_mel_frame=vocoder.upsample_factor,
         )
 
     @classmethod
@@ -145,11 +162,12 @@ class PipelineFacts:
             raise ValueError(f"{folder} has no model_index.json: pass a pipeline folder.")
         index = json.loads(index_file.read_text())
         parts = {}
-        for name, model_class in LTX2AudioVideoPipeline._component_classes.items():
+        for name in LTX2AudioVideoPipeline._component_classes:
             present = (folder / name).is_dir() and isinstance(index.get(name), list) and index[name][0] is not None
             if not present:
                 parts[name] = None
                 continue
+            model_class = LTX2AudioVideoPipeline.component_class(name, folder, index[name])
             config = model_class.load_config(folder, subfolder=name)
             if name == "scheduler":
                 parts[name] = model_class.from_config(config)

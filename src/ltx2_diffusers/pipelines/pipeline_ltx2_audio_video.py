@@ -33,6 +33,7 @@ from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normali
 from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
+from ..models.vocoder_bwe_ltx2 import LTX2VocoderWithBWE
 from ..models.vocoder_ltx2 import LTX2Vocoder
 from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
 from .callbacks import check_callback_outputs
@@ -81,8 +82,10 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     Components (the names of a diffusers-format LTX-2 folder): ``scheduler`` (:class:`LTX2Scheduler`), ``vae``
     (:class:`LTX2VideoAutoencoder`), ``audio_vae`` (:class:`LTX2AudioAutoencoder`), ``text_encoder`` (Gemma-3),
     ``tokenizer``, ``connectors`` (:class:`LTX2TextConnectors`), ``transformer``
-    (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`) and, optional, ``latent_upsampler``
-    (:class:`LTX2LatentUpsampler`, needed by ``upsample=True``).
+    (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`, or :class:`LTX2VocoderWithBWE` for
+    LTX-2.3) and, optional, ``latent_upsampler`` (:class:`LTX2LatentUpsampler`, needed by ``upsample=True``). The
+    components must fit together (text widths, latent channels, mel grid, ...): a mismatch is a ``ValueError``
+    before any model runs (:func:`~ltx2_diffusers.pipelines.compatibility.check_components`).
 
     LoRAs (diffusers format, or the original / ComfyUI ``diffusion_model.*.lora_A/lora_B`` format, on the video,
     audio, audio<->video and connector modules) load with ``pipe.load_lora_weights(path, adapter_name=...)``, are
@@ -108,11 +111,12 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     _optional_components = ["text_encoder", "tokenizer", "latent_upsampler"]
     _callback_tensor_inputs = list(CALLBACK_TENSORS)
 
-    # Our class for each component of a diffusers-format LTX-2 folder (see `from_pretrained`).
+    # Our class(es) for each component of a diffusers-format LTX-2 folder (see `from_pretrained`); where there are
+    # several, the folder's class name picks one (`component_class`).
     _component_classes = {
         "scheduler": LTX2Scheduler, "vae": LTX2VideoAutoencoder, "audio_vae": LTX2AudioAutoencoder,
-        "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer, "vocoder": LTX2Vocoder,
-        "latent_upsampler": LTX2LatentUpsampler,
+        "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer,
+        "vocoder": (LTX2Vocoder, LTX2VocoderWithBWE), "latent_upsampler": LTX2LatentUpsampler,
     }
 
     def __init__(
@@ -124,14 +128,15 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         tokenizer: Any,  # noqa: ANN401
         connectors: LTX2TextConnectors,
         transformer: LTX2AudioVideoTransformer,
-        vocoder: LTX2Vocoder,
+        vocoder: LTX2Vocoder | LTX2VocoderWithBWE,
         latent_upsampler: LTX2LatentUpsampler | None = None,
     ) -> None:
         super().__init__()
         for name, expected in self._component_classes.items():
             component = locals()[name]
             if component is not None and not isinstance(component, expected):
-                raise ValueError(f"`{name}` must be a {expected.__name__} (ltx2_diffusers), got "
+                names = " or ".join(c.__name__ for c in (expected if isinstance(expected, tuple) else (expected,)))
+                raise ValueError(f"`{name}` must be a {names} (ltx2_diffusers), got "
                                  f"{type(component).__name__}; load diffusers-format folders with "
                                  f"LTX2AudioVideoPipeline.from_pretrained, which maps them onto these classes.")
         self.register_modules(scheduler=scheduler, vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
@@ -165,10 +170,11 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
                              f"one by one and pass them to LTX2AudioVideoPipeline(...)).")
         index = json.loads(index_file.read_text())
         load_keys = ("torch_dtype", "dtype", "variant", "use_safetensors", "local_files_only")
-        for name, our_class in cls._component_classes.items():
+        for name in cls._component_classes:
             entry = index.get(name)
             if name in kwargs or not isinstance(entry, list) or entry[0] is None or entry[0] == "ltx2_diffusers":
                 continue
+            our_class = cls.component_class(name, folder, entry)
             if name == "scheduler":
                 kwargs[name] = our_class.from_pretrained(folder, subfolder=name)
             else:
@@ -176,6 +182,25 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
                                                          **{k: kwargs[k] for k in load_keys if k in kwargs})
             logger.info("%s: loaded the folder's %s as %s", name, entry[1], our_class.__name__)
         return super().from_pretrained(folder, **kwargs)
+
+    @classmethod
+    def component_class(cls, name: str, folder: str | os.PathLike, entry: Sequence[Any] | None = None) -> type:
+        """Our class for the component ``name`` of a pipeline folder: the only one, or (the vocoder: LTX-2.0's
+        ``LTX2Vocoder`` or LTX-2.3's ``LTX2VocoderWithBWE``) the one named by the folder's ``model_index.json`` entry
+        ``entry``, else by ``<name>/config.json``'s ``_class_name``; a ``ValueError`` when neither names one."""
+        candidates = cls._component_classes[name]
+        if not isinstance(candidates, tuple):
+            return candidates
+        by_name = {c.__name__: c for c in candidates}
+        if entry is not None and len(entry) > 1 and entry[1] in by_name:
+            return by_name[entry[1]]
+        config_file = Path(folder) / name / "config.json"
+        stated = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
+        if stated in by_name:
+            return by_name[stated]
+        listed = entry[1] if entry is not None and len(entry) > 1 else None
+        raise ValueError(f"{folder}: the {name} is a {listed or stated!r} (model_index.json / {name}/config.json); "
+                         f"this package loads a {name} as one of {sorted(by_name)}.")
 
     # ------------------------------------------------------------------------------------------------------------
     # Properties
@@ -560,10 +585,9 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             pixels = self.decode_video(tokens, shape, plan.generator, plan.decode_tiling)
         frames = self.video_processor.postprocess_video(pixels, output_type=plan.output_type)
         rate = self.vocoder.config.output_sampling_rate
-        if plan.audio.held:
+        if plan.audio.held:  # the given clip at the vocoder's rate (48 kHz for LTX-2.3), trimmed to the video
             source = plan.audio_source
-            samples = round(plan.num_frames / plan.frame_rate * rate)
-            clip = fit_waveform(resample(source.media, source.rate, rate), samples)
+            clip = fit_waveform(resample(source.media, source.rate, rate), plan.audio_samples)
             waveform = clip.unsqueeze(0).expand(plan.batch, -1, -1).contiguous()
         else:
             waveform = self.decode_audio(audio.latents).float()
