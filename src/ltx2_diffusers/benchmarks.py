@@ -191,10 +191,16 @@ def diffusers_pipeline_from_folder(folder: str, text_encoder: Any = None, tokeni
     """diffusers' ``LTX2Pipeline`` built from diffusers' classes, each loaded strictly from a subfolder of a folder
     this package saved, set up to run the reference sampler: ``perturbed_attn=True`` (its STG is a silent no-op
     otherwise) and a scheduler that uses given ``sigmas`` verbatim (no dynamic shifting, terminal stretch or static
-    shift). ``text_encoder`` / ``tokenizer``: shared objects, or ``None`` to load the folder's own."""
+    shift). ``text_encoder`` / ``tokenizer``: shared objects, or ``None`` to load the folder's own. The vocoder
+    class (``LTX2Vocoder`` or LTX-2.3's ``LTX2VocoderWithBWE``) is the one the folder's vocoder config names."""
+    import json
+    from pathlib import Path
+
     import diffusers
-    from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
+    from diffusers.pipelines import ltx2
     from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
+
+    vocoder_class = json.loads((Path(folder) / "vocoder" / "config.json").read_text())["_class_name"]
 
     def load(cls: type, name: str, **overrides: Any) -> torch.nn.Module:  # noqa: ANN401
         model, info = cls.from_pretrained(folder, subfolder=name, output_loading_info=True, **overrides)
@@ -211,9 +217,9 @@ def diffusers_pipeline_from_folder(folder: str, text_encoder: Any = None, tokeni
         text_encoder=text_encoder if text_encoder is not None else Gemma3ForConditionalGeneration.from_pretrained(
             folder, subfolder="text_encoder").eval(),
         tokenizer=tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
-        connectors=load(LTX2TextConnectors, "connectors"),
+        connectors=load(ltx2.LTX2TextConnectors, "connectors"),
         transformer=load(diffusers.LTX2VideoTransformer3DModel, "transformer", perturbed_attn=True),
-        vocoder=load(LTX2Vocoder, "vocoder"),
+        vocoder=load(getattr(ltx2, vocoder_class), "vocoder"),
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

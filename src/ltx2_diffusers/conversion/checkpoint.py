@@ -352,9 +352,10 @@ def _check_checkpoint(handle: Any, path: Path, allow_non_finite: bool, variant: 
                       ) -> _Source:
     """The single file checked end to end from its header, metadata and shapes."""
     header = _read_header(handle, path)
+    check_header(header, path)
+    identity = identify_checkpoint(header, handle.metadata() or {}, path.name, variant, path)
     dtypes, scales, meta = _checked_file(handle, path, allow_non_finite, IGNORED_KEYS)
     plan = convert_original_state_dict(header, meta, path)  # names and shapes of every component, strictly
-    identity = identify_checkpoint(header, handle.metadata() or {}, path.name, variant, path)
     routed = route_keys(list(dtypes), _components(), path)
     return _Source(path, handle, dtypes, scales, routed, {name: cls for name, (cls, _, _) in plan.items()},
                    {name: config for name, (_, config, _) in plan.items()},
