@@ -13,6 +13,8 @@ from ltx2_diffusers.models.audio_processing import audio_latent_length, resample
 from ltx2_diffusers.pipelines.conditioning import preprocess_image
 from ltx2_diffusers.pipelines.latents import VideoLatentShape, pack_video_latents
 from ltx2_diffusers.pipelines.model_facts import PipelineFacts
+from ltx2_diffusers.pipelines.pipeline_ltx2_audio_video import call_arguments
+from ltx2_diffusers.pipelines.plan import plan_generation
 from ltx2_diffusers.pipelines.sources import encode_audio_source, encode_video_source
 from ltx2_diffusers.pipelines.token_tiling import TokenTiling
 from ltx2_diffusers.utils.tiny import tiny_components, tiny_pipeline
@@ -220,8 +222,10 @@ def test_components_that_do_not_fit_together_are_refused_before_any_model_runs(p
         hook.remove()
     assert not calls
     mixed.save_pretrained(tmp_path)  # the command line's check, from the folder's config files alone
+    facts = PipelineFacts.from_folder(tmp_path)
+    assert len(facts.mismatches) == 1 and "text connectors" in facts.mismatches[0]
     with pytest.raises(ValueError, match="do not fit together"):
-        PipelineFacts.from_folder(tmp_path)
+        plan_generation(facts, call_arguments(prompt="a", max_sequence_length=32))
     old_vocoder = LTX2AudioVideoPipeline(**{**new, "vocoder": old["vocoder"]})
     assert old_vocoder.vocoder.upsample_factor == 240 and old_vocoder.facts().vocoder_rate == 24000  # 2.0's fits
     with pytest.raises(ValueError, match="same LTX version"):

@@ -2,8 +2,9 @@
 
 Each check is a pair of numbers two components must share; a mismatch would otherwise fail deep inside a forward pass
 (text widths, latent channels) or, worse, run and give wrong results (RoPE time positions, audio length per mel
-frame). :func:`check_components` runs before any model does: from the loaded components (every call) and from a
-folder's config files (``PipelineFacts.from_folder``, before ``ltx2-diffusers generate`` loads weights).
+frame). ``PipelineFacts`` records :func:`component_mismatches` of the loaded components (every call) or of a folder's
+config files (``PipelineFacts.from_folder``, before ``ltx2-diffusers generate`` loads weights), and the plan raises
+:func:`check_fit` before any model runs.
 """
 
 from __future__ import annotations
@@ -74,9 +75,8 @@ def component_mismatches(
             + _audio(transformer, audio_vae, vocoder))
 
 
-def check_components(**components: torch.nn.Module | None) -> None:
-    """A ``ValueError`` listing every disagreement between the components (see :func:`component_mismatches`)."""
-    problems = component_mismatches(**components)
+def check_fit(problems: list[str] | tuple[str, ...]) -> None:
+    """A ``ValueError`` listing every disagreement :func:`component_mismatches` found (nothing when there is none)."""
     if problems:
         raise ValueError(f"The pipeline's components do not fit together: {'; '.join(problems)}. Load every "
                          f"component from one model's folder (LTX-2.0 and LTX-2.3 components do not mix).")

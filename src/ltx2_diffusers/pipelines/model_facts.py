@@ -17,7 +17,7 @@ import torch
 
 from ..models.tiling import VideoTiling
 from ..schedulers.scheduling_ltx2 import LTX2Scheduler
-from .compatibility import check_components
+from .compatibility import component_mismatches
 from .defaults import LTX_2_0, LTX_2_3, ModelDefaults, model_version
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -83,6 +83,8 @@ class PipelineFacts:
         vae_tiling: the VAE's own tiling when ``vae.enable_tiling()`` was called, else ``None``.
         scheduler: the scheduler whose σ lists the plan uses (never stepped by the plan).
         memory_bytes: memory of the device that runs the call (``None``: unknown, no bound).
+        mismatches: what the components disagree on (:func:`~.compatibility.component_mismatches`); a plan refuses
+            to run with any.
     """
 
     defaults: ModelDefaults
@@ -103,6 +105,7 @@ class PipelineFacts:
     scheduler: LTX2Scheduler
     memory_bytes: int | None = None
     vocoder_samples_per_mel_frame: int | None = None
+    mismatches: tuple[str, ...] = ()
 
     @property
     def samples_per_mel_frame(self) -> int:
@@ -117,10 +120,7 @@ class PipelineFacts:
         vocoder: torch.nn.Module, connectors: torch.nn.Module, scheduler: LTX2Scheduler,
         latent_upsampler: torch.nn.Module | None, has_text_encoder: bool, device: torch.device | None = None,
     ) -> PipelineFacts:
-        """The facts of loaded (or meta-device) components, after checking that they fit together
-        (:func:`~ltx2_diffusers.pipelines.compatibility.check_components`: a ``ValueError`` otherwise)."""
-        check_components(transformer=transformer, vae=vae, audio_vae=audio_vae, vocoder=vocoder,
-                         connectors=connectors, latent_upsampler=latent_upsampler)
+        """The facts of loaded (or meta-device) components, with what they disagree on (``mismatches``)."""
         vc, ac = vae.config, audio_vae.config
         upsampler = None
         if latent_upsampler is not None:
@@ -146,6 +146,9 @@ class PipelineFacts:
             scheduler=scheduler,
             memory_bytes=device_memory_bytes(device),
             vocoder_samples_per_mel_frame=vocoder.upsample_factor,
+            mismatches=tuple(component_mismatches(transformer=transformer, vae=vae, audio_vae=audio_vae,
+                                                  vocoder=vocoder, connectors=connectors,
+                                                  latent_upsampler=latent_upsampler)),
         )
 
     @classmethod

@@ -37,6 +37,7 @@ from .arguments import (
     check_finite,
     check_tensor,
 )
+from .compatibility import check_fit
 from .conditioning import ImageCondition, as_conditions
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .guidance import GuidanceParams, passes_needed
@@ -184,7 +185,9 @@ class GenerationPlan:
 
 def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> GenerationPlan:
     """Checks a call's ``arguments`` (every keyword of :meth:`LTX2AudioVideoPipeline.__call__`, with its defaults)
-    against the components' ``facts`` and returns the plan; ``ValueError`` naming the argument for any mistake."""
+    against the components' ``facts`` and returns the plan; ``ValueError`` naming the argument for any mistake, or
+    the components' disagreements when they do not fit together."""
+    check_fit(facts.mismatches)
     a = dict(arguments)
     output_type = as_choice(a["output_type"], "output_type", OUTPUT_TYPES)
     num_videos = as_int(a["num_videos_per_prompt"], "num_videos_per_prompt", minimum=1)
