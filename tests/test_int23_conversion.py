@@ -165,17 +165,27 @@ def test_converted_23_components_load_in_diffusers_classes(converted):
         assert not any(info.values()), (subfolder, info)
 
 
-def test_variant_from_the_metadata_gives_the_distilled_schedule(tiny, tmp_path):
-    source = write_single_file(tmp_path / "ltx-2.3-tiny.safetensors", tiny.tensors, tiny.header,
+def test_a_bf16_fp8_distilled_23_file_by_its_metadata(tiny, tmp_path):
+    """bf16 weights, one fp8 weight with its scale (a 2.3-only tensor), the variant stated in the metadata: a
+    bf16 folder with the weight de-quantised once and the distilled schedule."""
+    key = "model.diffusion_model.prompt_adaln_single.linear.weight"
+    tensors = {k: v.to(torch.bfloat16) for k, v in tiny.tensors.items()}
+    tensors[key] = tiny.tensors[key].to(torch.float8_e4m3fn)
+    tensors[key.replace(".weight", ".weight_scale")] = torch.tensor(0.25)
+    source = write_single_file(tmp_path / "ltx-2.3-tiny.safetensors", tensors, tiny.header,
                                {**tiny.metadata, "model_variant": "distilled"})
-    folder = convert_checkpoint(source, tmp_path / "out", dtype=torch.bfloat16)
+    folder = convert_checkpoint(source, tmp_path / "out")
     record = json.loads((folder / "ltx2_conversion.json").read_text())
-    assert (record["variant"], record["variant_source"]) == ("distilled", "metadata")
-    assert record["sigmas"] == list(DISTILLED_SIGMAS) and "per its metadata" in format_summary(folder)
+    assert (record["variant"], record["variant_source"], record["dtype"]) == ("distilled", "metadata", "bfloat16")
+    assert record["fp8_source"] == ["F8_E4M3"] and record["sigmas"] == list(DISTILLED_SIGMAS)
+    assert "per its metadata" in format_summary(folder)
     scheduler = LTX2Scheduler.from_pretrained(folder, subfolder="scheduler")
     scheduler.set_timesteps(num_inference_steps=30)
     torch.testing.assert_close(scheduler.sigmas, torch.tensor([*DISTILLED_SIGMAS, 0.0]))
-    assert {v.dtype for v in load_file(next((folder / "vocoder").glob("*.safetensors"))).values()} == {torch.bfloat16}
+    saved = load_file(next((folder / "transformer").glob("*.safetensors")))
+    assert {v.dtype for v in saved.values()} == {torch.bfloat16}
+    expected = (tensors[key].float() * 0.25).to(torch.bfloat16)
+    assert torch.equal(saved["prompt_adaln.linear.weight"], expected)
 
 
 # ----------------------------------------------------------------------------------------------------------------
