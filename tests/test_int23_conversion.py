@@ -1,6 +1,8 @@
-"""LTX-2.3 original single file -> pipeline folder: the real-size key list routes 1:1, a tiny file written from
-ltx-core modules converts to the LTX-2.3 classes bit for bit, and the version / variant rules (header switches,
-metadata ``model_version``, ``variant=`` > metadata > file name) with their refusals."""
+"""LTX-2.3 original single file -> pipeline folder -> mp4: the real-size key list routes 1:1; a tiny file written
+from ltx-core modules (with an x2 1.1 upsampler file) converts to the LTX-2.3 classes bit for bit through
+``ltx2-diffusers convert``, and ``ltx2-diffusers generate`` writes mp4s with 48 kHz stereo audio from it (one and two
+stages, the folder's 2.3 defaults); the version / variant rules (header switches, metadata ``model_version``,
+``variant=`` > metadata > file name) with their refusals."""
 
 import json
 from dataclasses import replace
@@ -9,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ltx2_diffusers import LTX2AudioVideoPipeline, LTX2LatentUpsampler, LTX2VocoderWithBWE
+from ltx2_diffusers import LTX2AudioVideoPipeline, LTX2LatentUpsampler, LTX2VocoderWithBWE, cli
 from ltx2_diffusers.conversion.audio import original_vocoder_key
 from ltx2_diffusers.conversion.checkpoint import convert_checkpoint, convert_original_state_dict, format_summary
 from ltx2_diffusers.conversion.text import original_connectors_key
@@ -26,7 +28,11 @@ from ltx2_diffusers.conversion.video_vae import (
     convert_latent_upsampler_state_dict,
     latent_upsampler_config_from_original,
 )
+from ltx2_diffusers.pipelines.model_facts import PipelineFacts
+from ltx2_diffusers.pipelines.pipeline_ltx2_audio_video import call_arguments
+from ltx2_diffusers.pipelines.plan import plan_generation
 from ltx2_diffusers.schedulers import DISTILLED_SIGMAS, LTX2Scheduler
+from ltx2_diffusers.utils.tiny_gemma import tiny_gemma3, tiny_gemma_tokenizer
 
 from .oracles_checkpoint import real_19b_header
 from .oracles_int23 import (
@@ -38,6 +44,7 @@ from .oracles_int23 import (
     write_single_file,
 )
 from .oracles_t23 import av_inputs_23
+from .oracles_text import HIDDEN, LAYERS
 
 INVERSE_KEYS = {"transformer": original_transformer_key, "connectors": original_connectors_key,
                 "vocoder": original_vocoder_key}
@@ -60,10 +67,16 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def converted(tiny, tmp_path_factory):
+    """``ltx2-diffusers convert`` of the tiny 2.3 file, its upsampler file and a local Gemma-3 folder."""
     root = tmp_path_factory.mktemp("convert23")
     source = write_single_file(root / "ltx-2.3-tiny-dev.safetensors", tiny.tensors, tiny.header, tiny.metadata)
     upsampler, upsampler_file = tiny_upsampler_23_file(root / "ltx-2.3-spatial-upscaler-x2-1.1.safetensors")
-    return convert_checkpoint(source, root / "pipe", upsampler=upsampler_file), upsampler
+    gemma = root / "gemma"
+    tiny_gemma3(hidden_size=HIDDEN, num_layers=LAYERS).save_pretrained(gemma)
+    tiny_gemma_tokenizer().save_pretrained(gemma)
+    assert cli.main(["convert", "--checkpoint", str(source), "--upsampler", str(upsampler_file), "--text-encoder",
+                     str(gemma), "--output", str(root / "pipe")]) == 0
+    return root / "pipe", upsampler
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +199,53 @@ def test_a_bf16_fp8_distilled_23_file_by_its_metadata(tiny, tmp_path):
     assert {v.dtype for v in saved.values()} == {torch.bfloat16}
     expected = (tensors[key].float() * 0.25).to(torch.bfloat16)
     assert torch.equal(saved["prompt_adaln.linear.weight"], expected)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ltx2-diffusers generate from the converted folder
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _generate(folder, output, *extra):
+    argv = ["generate", "--model", str(folder), "--prompt", "a dog barks at a train", "--negative-prompt", "blurry",
+            "--max-sequence-length", "128", "--steps", "2", "--frames", "9", "--seed", "1", "--output", str(output),
+            *extra]
+    assert cli.main(argv) == 0
+    return output
+
+
+def _streams(path):
+    """(frames, height, width, fps), (audio rate, channels, seconds) of an mp4."""
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        info = (frames, video.height, video.width, float(video.average_rate))
+        container.seek(0)
+        samples = sum(f.samples for f in container.decode(audio=0))
+        return info, (audio.rate, audio.layout.nb_channels, samples / audio.rate)
+
+
+def test_generate_writes_48khz_stereo_with_the_folders_23_defaults(converted, tmp_path, capsys):
+    folder, _ = converted
+    facts = PipelineFacts.from_folder(folder)  # the defaults the command uses without --steps / --stg-blocks
+    plan = plan_generation(facts, call_arguments(prompt="a", max_sequence_length=128))
+    assert facts.defaults.version == "2.3" and plan.stages[0].num_steps == 30 and plan.video.stg_blocks == (1,)
+    video, audio = _streams(_generate(folder, tmp_path / "t2av.mp4", "--height", "64", "--width", "96"))
+    assert video == (9, 64, 96, 24.0)
+    assert audio[:2] == (48000, 2) and abs(audio[2] - 9 / 24) < 2048 / 48000  # AAC frames (+ priming)
+    captured = capsys.readouterr()
+    assert "LTX-2.3 model: stage 1 2 steps, STG blocks [1] (video) / [1] (audio), audio at 48000 Hz" in captured.err
+    assert "at 48000 Hz" in captured.out and "stage 1 (2 steps)" in captured.out
+
+
+def test_generate_with_the_x2_upsampler_writes_full_size(converted, tmp_path, capsys):
+    path = _generate(converted[0], tmp_path / "ms.mp4", "--height", "128", "--width", "192", "--upsample",
+                     "--tile-tokens", "48", "--quiet")
+    video, audio = _streams(path)
+    assert video == (9, 128, 192, 24.0) and audio[:2] == (48000, 2)
+    summary = capsys.readouterr().out
+    assert "stage 1 (2 steps)" in summary and "stage 2 (3 steps)" in summary
 
 
 # ----------------------------------------------------------------------------------------------------------------
