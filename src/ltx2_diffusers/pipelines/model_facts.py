@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..models.audio_processing import waveform_length
 from ..models.tiling import VideoTiling
 from ..schedulers.scheduling_ltx2 import LTX2Scheduler
 from .compatibility import component_mismatches
@@ -113,6 +114,10 @@ class PipelineFacts:
         if self.vocoder_samples_per_mel_frame is not None:
             return self.vocoder_samples_per_mel_frame
         return round(self.vocoder_rate * self.audio_hop_length / self.audio_sample_rate)
+
+    def waveform_samples(self, audio_tokens: int) -> int:
+        """Samples of the waveform the audio VAE and vocoder decode from ``audio_tokens`` latents."""
+        return waveform_length(audio_tokens, self.samples_per_mel_frame, self.audio_compression, self.audio_causal)
 
     @classmethod
     def from_components(

@@ -40,6 +40,7 @@ from .callbacks import check_callback_outputs
 from .conditioning import keyframe_coordinates
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .denoising import StreamInputs, denoise_step, predict_x0
+from .folder_loading import class_for_component, quiet_type_warnings
 from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
 from .lora import LTX2LoraLoaderMixin
 from .media import fit_waveform
@@ -170,6 +171,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
                              f"one by one and pass them to LTX2AudioVideoPipeline(...)).")
         index = json.loads(index_file.read_text())
         load_keys = ("torch_dtype", "dtype", "variant", "use_safetensors", "local_files_only")
+        mapped = False
         for name in cls._component_classes:
             entry = index.get(name)
             if name in kwargs or not isinstance(entry, list) or entry[0] is None or entry[0] == "ltx2_diffusers":
@@ -181,26 +183,16 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
                 kwargs[name] = our_class.from_pretrained(folder, subfolder=name,
                                                          **{k: kwargs[k] for k in load_keys if k in kwargs})
             logger.info("%s: loaded the folder's %s as %s", name, entry[1], our_class.__name__)
-        return super().from_pretrained(folder, **kwargs)
+            mapped = True
+        with quiet_type_warnings(mapped):  # diffusers cannot check the classes chosen above; it need not say so
+            return super().from_pretrained(folder, **kwargs)
 
     @classmethod
     def component_class(cls, name: str, folder: str | os.PathLike, entry: Sequence[Any] | None = None) -> type:
         """Our class for the component ``name`` of a pipeline folder: the only one, or (the vocoder: LTX-2.0's
         ``LTX2Vocoder`` or LTX-2.3's ``LTX2VocoderWithBWE``) the one named by the folder's ``model_index.json`` entry
         ``entry``, else by ``<name>/config.json``'s ``_class_name``; a ``ValueError`` when neither names one."""
-        candidates = cls._component_classes[name]
-        if not isinstance(candidates, tuple):
-            return candidates
-        by_name = {c.__name__: c for c in candidates}
-        if entry is not None and len(entry) > 1 and entry[1] in by_name:
-            return by_name[entry[1]]
-        config_file = Path(folder) / name / "config.json"
-        stated = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
-        if stated in by_name:
-            return by_name[stated]
-        listed = entry[1] if entry is not None and len(entry) > 1 else None
-        raise ValueError(f"{folder}: the {name} is a {listed or stated!r} (model_index.json / {name}/config.json); "
-                         f"this package loads a {name} as one of {sorted(by_name)}.")
+        return class_for_component(name, cls._component_classes[name], folder, entry)
 
     # ------------------------------------------------------------------------------------------------------------
     # Properties

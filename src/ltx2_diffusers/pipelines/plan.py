@@ -18,12 +18,7 @@ import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
 
-from ..models.audio_processing import (
-    audio_latent_length,
-    latents_for_mel_frames,
-    mel_frames_for_samples,
-    waveform_length,
-)
+from ..models.audio_processing import audio_latent_length, latents_for_mel_frames, mel_frames_for_samples
 from ..models.text_connectors_ltx2 import LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from .arguments import (
@@ -227,9 +222,7 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
         audio_plan = SourcePlan(waveform, rate, window[0] if "audio" in retaken else None)
     else:
         audio_held = False
-    audio_samples = (round(duration * facts.vocoder_rate) if audio_held else
-                     waveform_length(audio_tokens, facts.samples_per_mel_frame, facts.audio_compression,
-                                     facts.audio_causal))
+    audio_samples = round(duration * facts.vocoder_rate) if audio_held else facts.waveform_samples(audio_tokens)
     if video_held and audio_held:
         raise ValueError("both `video` and `audio` are given and held whole: there is nothing to generate. Pass "
                          "retake_window=(start, end) to regenerate part of them, or drop one.")

@@ -52,17 +52,17 @@ def fill_mel_stft_(vocoder: torch.nn.Module) -> torch.nn.Module:
     from ..models.audio_processing import slaney_mel_filterbank
 
     stft = vocoder.mel_stft.stft_fn
-    n_fft = stft.forward_basis.shape[-1]
-    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
-    t = torch.arange(n_fft, dtype=torch.float64)[None, :]
-    angle = 2 * math.pi * k * t / n_fft  # [bins, n_fft]
-    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    n_fft, mels = stft.forward_basis.shape[-1], vocoder.mel_stft.mel_basis.shape[0]
+    with torch.device("cpu"):  # computed on the CPU whatever the default device (e.g. a meta-device build)
+        k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        t = torch.arange(n_fft, dtype=torch.float64)[None, :]
+        angle = 2 * math.pi * k * t / n_fft  # [bins, n_fft]
+        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        mel = slaney_mel_filterbank(n_fft // 2 + 1, vocoder.config.input_sampling_rate, mels).T  # [mels, bins]
     with torch.no_grad():
         stft.forward_basis.copy_(torch.cat([angle.cos() * window, -angle.sin() * window])[:, None])
         stft.inverse_basis.copy_(torch.cat([angle.cos(), angle.sin()])[:, None] / n_fft)
-        mels = vocoder.mel_stft.mel_basis.shape[0]
-        vocoder.mel_stft.mel_basis.copy_(slaney_mel_filterbank(n_fft // 2 + 1, vocoder.config.input_sampling_rate,
-                                                               mels).T)
+        vocoder.mel_stft.mel_basis.copy_(mel)
     return vocoder
 
 
