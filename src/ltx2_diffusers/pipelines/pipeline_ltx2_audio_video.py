@@ -86,7 +86,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`, or :class:`LTX2VocoderWithBWE` for
     LTX-2.3) and, optional, ``latent_upsampler`` (:class:`LTX2LatentUpsampler`, needed by ``upsample=True``). The
     components must fit together (text widths, latent channels, mel grid, ...): a mismatch is a ``ValueError``
-    before any model runs (:func:`~ltx2_diffusers.pipelines.compatibility.check_components`).
+    before any model runs (:func:`~ltx2_diffusers.pipelines.compatibility.component_mismatches`).
 
     LoRAs (diffusers format, or the original / ComfyUI ``diffusion_model.*.lora_A/lora_B`` format, on the video,
     audio, audio<->video and connector modules) load with ``pipe.load_lora_weights(path, adapter_name=...)``, are
