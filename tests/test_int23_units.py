@@ -9,7 +9,7 @@ import torch
 from ltx2_diffusers import LTX2AudioVideoPipeline, LTX2Vocoder, LTX2VocoderWithBWE
 from ltx2_diffusers.models.latent_upsampler_ltx2 import LTX2LatentUpsampler
 from ltx2_diffusers.pipelines.compatibility import check_fit, component_mismatches
-from ltx2_diffusers.pipelines.folder_loading import class_for_component
+from ltx2_diffusers.pipelines.component_class import class_for_component
 from ltx2_diffusers.pipelines.model_facts import PipelineFacts
 from ltx2_diffusers.utils.tiny import tiny_components
 

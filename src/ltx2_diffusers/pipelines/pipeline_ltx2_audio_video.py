@@ -37,10 +37,10 @@ from ..models.vocoder_bwe_ltx2 import LTX2VocoderWithBWE
 from ..models.vocoder_ltx2 import LTX2Vocoder
 from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
 from .callbacks import check_callback_outputs
+from .component_class import class_for_component, quiet_type_warnings
 from .conditioning import keyframe_coordinates
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .denoising import StreamInputs, denoise_step, predict_x0
-from .folder_loading import class_for_component, quiet_type_warnings
 from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
 from .lora import LTX2LoraLoaderMixin
 from .media import fit_waveform

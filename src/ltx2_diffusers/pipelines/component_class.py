@@ -1,5 +1,5 @@
-"""Loading a pipeline folder saved by this package or by diffusers: which of this package's classes loads each
-component, and diffusers' type warning for components it cannot check."""
+"""Which of this package's classes loads each component of a pipeline folder (saved by this package or by
+diffusers), and diffusers' type warning for the components mapped that way."""
 
 from __future__ import annotations
 
