@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ltx2_diffusers.benchmarks import diffusers_ltx2_pipeline
 from ltx2_diffusers.conversion.transformer import TRANSFORMER_PREFIX, original_transformer_key
 from ltx2_diffusers.pipelines.guidance import GuidanceParams
 from ltx2_diffusers.pipelines.latents import pack_video_latents
@@ -133,20 +134,8 @@ def ltxcore_sample(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def diffusers_pipeline_from_folder(folder, text_encoder=None, tokenizer=None):
-    """diffusers' ``LTX2Pipeline`` loaded by diffusers' own ``from_pretrained`` from ``folder`` (saved by ours), set up
-    to run the reference sampler: perturbed-attention processors, so its STG acts on an LTX-2.0 config, and a
-    scheduler that uses a call's ``sigmas`` as given (no static shift, no terminal stretch), as ours does."""
-    import diffusers
-
-    shared = {k: v for k, v in dict(text_encoder=text_encoder, tokenizer=tokenizer).items() if v is not None}
-    transformer = diffusers.LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer",
-                                                                        perturbed_attn=True)
-    pipe = diffusers.LTX2Pipeline.from_pretrained(folder, transformer=transformer, **shared)
-    pipe.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=1.0,
-                                                                           shift_terminal=None)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+# diffusers' LTX2Pipeline from a folder ours saved, set up to run the reference sampler (the bench uses it too)
+diffusers_pipeline_from_folder = diffusers_ltx2_pipeline
 
 
 def diffusers_guidance(video: GuidanceParams, audio: GuidanceParams) -> dict:

@@ -44,7 +44,8 @@ def test_a_missing_or_extra_tensor_is_refused_by_name(saved, tmp_path, name):
         target.mkdir(parents=True)
         (target / "config.json").write_text(config)
         save_file(changed, target / WEIGHTS)
-        with pytest.raises(WeightLoadError, match=f"1 {label}: {'stray.weight' if label == 'unexpected' else dropped}"):
+        name_of = "stray.weight" if label == "unexpected" else dropped
+        with pytest.raises(WeightLoadError, match=f"1 {label}: {name_of}"):
             CLASSES[name].from_pretrained(target)
     loaded = CLASSES[name].from_pretrained(folder, subfolder=name)  # the intact one loads, every tensor equal
     for key, value in components[name].state_dict().items():

@@ -250,8 +250,9 @@ def test_attributes_the_pipelines_read_have_diffusers_values():
 
 @pytest.mark.parity
 def test_diffusers_ltx2_pipeline_runs_with_our_vaes(tmp_path):
-    from .oracles_pipeline import diffusers_pipeline_from_folder
     from ltx2_diffusers.utils.tiny import tiny_pipeline
+
+    from .oracles_pipeline import diffusers_pipeline_from_folder
 
     ours = tiny_pipeline(seed=0)
     ours.save_pretrained(tmp_path)

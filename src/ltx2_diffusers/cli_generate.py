@@ -180,7 +180,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--fps", type=positive_float, help="default 24 or the --video's")
     steps = size.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=positive_int, metavar="N",
-                       help="denoising steps of the LTX-2 schedule (default 40)")
+                       help="denoising steps of the LTX-2 schedule (default: the model's, 40 for LTX-2.0 and 30 for "
+                       "LTX-2.3, read from the folder)")
     steps.add_argument("--sigmas", type=sigma_list, metavar="S1,S2,...",
                        help="the steps' noise levels, comma-separated, without the final 0 (used exactly as given)")
     steps.add_argument("--distilled", action="store_true", help="the distilled model's 8 fixed noise levels; "
@@ -197,7 +198,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                        ("audio-guidance-rescale", "audio rescale (default 0.7)")):
         guidance.add_argument(f"--{flag}", type=non_negative_float, metavar="S", help=text)
     guidance.add_argument("--stg-blocks", type=block_list, metavar="I[,J...]",
-                          help="transformer blocks STG perturbs (default: block 29 of 48)")
+                          help="transformer blocks STG perturbs (default: the model's, block 29 of 48 for LTX-2.0 "
+                          "and 28 for LTX-2.3)")
     guidance.add_argument("--audio-stg-blocks", type=block_list, metavar="I[,J...]", help="default: --stg-blocks")
 
     inputs = parser.add_argument_group("conditioning (image, audio-to-video, video-to-audio, retake)")
@@ -481,6 +483,13 @@ def model_facts(model: str, device: torch.device, dtype: torch.dtype) -> Pipelin
         raise GenerateError(message) from error
 
 
+def describe_plan(facts: PipelineFacts, plan: Any) -> str:  # noqa: ANN401
+    """One line: the model's version and what the call will run (steps per stage, STG blocks, audio rate)."""
+    stages = ", ".join(f"stage {s.index} {s.num_steps} step{'s' if s.num_steps != 1 else ''}" for s in plan.stages)
+    return (f"LTX-{facts.defaults.version} model: {stages}, STG blocks {list(plan.video.stg_blocks)} (video) / "
+            f"{list(plan.audio.stg_blocks)} (audio), audio at {facts.vocoder_rate} Hz")
+
+
 def _prepare(args: argparse.Namespace) -> tuple[torch.device, torch.dtype, dict[str, Any], Any]:
     """Every check that needs no weights: the arguments, the output path, the folder's configs and the call's plan
     (``ValueError``: a bad argument)."""
@@ -493,6 +502,7 @@ def _prepare(args: argparse.Namespace) -> tuple[torch.device, torch.dtype, dict[
         raise GenerateError(text_encoder_message(args.model))
     kwargs = pipeline_kwargs(args)  # reads the images: bad files fail before the model loads
     plan = plan_generation(facts, call_arguments(prompt=args.prompt, negative_prompt=args.negative_prompt, **kwargs))
+    _say(describe_plan(facts, plan), args.quiet)
     return device, dtype, kwargs, plan
 
 

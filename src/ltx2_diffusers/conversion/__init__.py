@@ -43,6 +43,13 @@ from .transformer import (
     rename_transformer_key,
     transformer_config_from_original,
 )
+from .version import (
+    LTX23_SWITCHES,
+    SUPPORTED_VERSIONS,
+    VARIANT_METADATA_KEYS,
+    ModelIdentity,
+    identify_checkpoint,
+)
 from .video_vae import (
     IGNORED_STATISTICS,
     LATENT_UPSAMPLER_RENAMES,
@@ -105,4 +112,9 @@ __all__ = [
     "original_transformer_key",
     "rename_transformer_key",
     "transformer_config_from_original",
+    "LTX23_SWITCHES",
+    "SUPPORTED_VERSIONS",
+    "VARIANT_METADATA_KEYS",
+    "ModelIdentity",
+    "identify_checkpoint",
 ]

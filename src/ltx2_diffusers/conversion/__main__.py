@@ -23,7 +23,11 @@ def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
 def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds the conversion flags to ``parser`` (shared by ``python -m ltx2_diffusers.conversion`` and the CLI)."""
     parser.error = lambda message: _one_line_error(parser, message)  # one line, not usage + error
-    parser.add_argument("--checkpoint", required=True, help="original single .safetensors file (ltx-2-19b-*)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="original single .safetensors file (ltx-2-19b-*, ltx-2.3-22b-*)")
+    parser.add_argument("--variant", choices=("dev", "distilled"), default=None,
+                        help="dev or distilled (the files hold the same tensors); default: the file's metadata, else "
+                        "its name (distilled when the name says so)")
     parser.add_argument("--upsampler", default=None, help="optional x2 latent upsampler .safetensors file")
     parser.add_argument("--text-encoder", default=None, help="optional local Gemma-3 folder (copied into the output)")
     parser.add_argument("--output", required=True, help="pipeline folder to create (must not exist)")
@@ -75,7 +79,8 @@ def run_convert(args: argparse.Namespace) -> int:
         folder = convert_checkpoint(args.checkpoint, args.output, upsampler=args.upsampler,
                                     text_encoder=args.text_encoder,
                                     dtype=DTYPES[args.dtype] if args.dtype else None,
-                                    max_shard_size=args.max_shard_size, allow_non_finite=args.allow_non_finite)
+                                    max_shard_size=args.max_shard_size, allow_non_finite=args.allow_non_finite,
+                                    variant=args.variant)
         print(format_summary(folder))  # noqa: T201
         if args.push_to_hub:
             url = push_to_hub(folder, args.push_to_hub, private=args.private)

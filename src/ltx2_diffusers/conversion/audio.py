@@ -200,6 +200,12 @@ def vocoder_config_from_original(
         )
     sd = state_dict
     p = prefix
+    nested = sorted(k for k in sd if k.startswith(p) and k[len(p):].split(".")[0] in (*BWE_GENERATORS, BWE_MEL_STFT))
+    if nested or p + "conv_pre.weight" not in sd:
+        found = f"LTX-2.3's vocoder tensors ({nested[0]}, ...)" if nested else f"no {p}conv_pre.weight"
+        raise ValueError(f"the header's vocoder block is flat (LTX-2.0's HiFi-GAN) but the checkpoint has {found}: "
+                         f"header and tensors disagree (an LTX-2.3 header nests the block as "
+                         f"{{'vocoder': ..., 'bwe': ...}}).")
     hidden, in_channels = sd[p + "conv_pre.weight"].shape[:2]
     stages = _indices(sd, p + "ups.")
     per_stage = len(_indices(sd, p + "resblocks.")) // len(stages)

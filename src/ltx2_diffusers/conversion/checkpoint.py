@@ -28,9 +28,16 @@ One dtype: every floating tensor written (the upsampler's too) is saved in ``dty
 chosen from the checkpoint file by :func:`.tensors.choose_dtype`: the one holding the most elements among the
 tensors written, float8 counted as bfloat16 and float64 as float32. The text encoder is copied unchanged.
 
-Distilled checkpoints (file name containing ``distilled``): the scheduler is saved with the fixed 8-step σ list
-(``LTX2Scheduler(sigmas=DISTILLED_SIGMAS)``, written as diffusers' distilled flow-match config plus our ``sigmas``
-key), and the distilled settings are also recorded in ``ltx2_conversion.json`` (``"sigmas"``, ``"stage_2_sigmas"``,
+LTX-2.0 and LTX-2.3 files convert alike; the version is read from the header's switches and cross-checked with
+the metadata's ``model_version`` (:mod:`.version`), the vocoder class follows the header's vocoder block
+(``LTX2Vocoder``, or ``LTX2VocoderWithBWE`` for LTX-2.3's nested ``{"vocoder", "bwe"}`` block), and the version is
+recorded in ``ltx2_conversion.json`` (``"version"``) and the model card.
+
+Distilled checkpoints: dev and distilled files hold the same tensors, so the variant comes from the ``variant``
+argument, else the metadata, else the file name (``distilled`` in it), in that order (:mod:`.version`). A distilled
+folder's scheduler is saved with the fixed 8-step σ list (``LTX2Scheduler(sigmas=DISTILLED_SIGMAS)``, written as
+diffusers' distilled flow-match config plus our ``sigmas`` key), and the
+distilled settings are also recorded in ``ltx2_conversion.json`` (``"sigmas"``, ``"stage_2_sigmas"``,
 ``"guidance_scale": 1.0``); the distilled model runs without guidance: ``pipe(..., guidance_scale=1.0, ...)`` with
 the other scales neutral.
 
@@ -57,12 +64,14 @@ import torch
 from diffusers.utils import logging
 
 from .audio import (
+    BWE_REQUIRED_HEADER_KEYS,
     audio_vae_config_from_original,
     convert_audio_vae_state_dict,
     convert_vocoder_state_dict,
     rename_audio_vae_key,
     rename_vocoder_key,
     vocoder_config_from_original,
+    vocoder_model_class,
 )
 from .common import expected_shapes
 from .model_card import model_card
@@ -81,6 +90,7 @@ from .tensors import (
 )
 from .text import connectors_config_from_original, convert_connectors_state_dict, rename_connectors_key
 from .transformer import convert_transformer_state_dict, rename_transformer_key, transformer_config_from_original
+from .version import ModelIdentity, check_variant, identify_checkpoint
 from .video_vae import (
     convert_latent_upsampler_state_dict,
     convert_video_vae_state_dict,
@@ -142,14 +152,21 @@ def _lookup(block: Mapping[str, Any], dotted: str) -> bool:
     return True
 
 
+def _required_keys(block: str, header_block: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys a header block must have: LTX-2.3's nested vocoder block needs ``BWE_REQUIRED_HEADER_KEYS``."""
+    if block == "vocoder" and "bwe" in header_block:
+        return BWE_REQUIRED_HEADER_KEYS
+    return REQUIRED_HEADER_KEYS[block]
+
+
 def check_header(header: Mapping[str, Any], path: Path | str = "the checkpoint") -> None:
     """Raises a ``ValueError`` naming every required ``config`` header key that is absent."""
     missing = [f"config[{block!r}]" for block in REQUIRED_HEADER_KEYS if not isinstance(header.get(block), Mapping)]
     missing += [
-        f"config[{block!r}][{key!r}]"
-        for block, keys in REQUIRED_HEADER_KEYS.items()
+        "config[{!r}]{}".format(block, "".join(f"[{part!r}]" for part in key.split(".")))
+        for block in REQUIRED_HEADER_KEYS
         if isinstance(header.get(block), Mapping)
-        for key in keys
+        for key in _required_keys(block, header[block])
         if not _lookup(header[block], key)
     ]
     if missing:
@@ -165,11 +182,15 @@ def check_header(header: Mapping[str, Any], path: Path | str = "the checkpoint")
 @dataclass(frozen=True)
 class _Component:
     name: str
-    model_class: type
+    model_class: Callable[[Mapping[str, Any]], type]  # header block -> our class
     owns: Callable[[str], bool]
     config: Callable[[Mapping[str, Any], Mapping[str, torch.Tensor]], dict[str, Any]]
     convert: Callable[..., dict[str, torch.Tensor]]
     header_block: str
+
+
+def _always(cls: type) -> Callable[[Mapping[str, Any]], type]:
+    return lambda _header_block: cls
 
 
 def _components() -> list[_Component]:
@@ -177,18 +198,17 @@ def _components() -> list[_Component]:
     from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
     from ..models.text_connectors_ltx2 import LTX2TextConnectors
     from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
-    from ..models.vocoder_ltx2 import LTX2Vocoder
 
     return [
-        _Component("transformer", LTX2AudioVideoTransformer, lambda k: rename_transformer_key(k) is not None,
+        _Component("transformer", _always(LTX2AudioVideoTransformer), lambda k: rename_transformer_key(k) is not None,
                    transformer_config_from_original, convert_transformer_state_dict, "transformer"),
-        _Component("connectors", LTX2TextConnectors, lambda k: rename_connectors_key(k) is not None,
+        _Component("connectors", _always(LTX2TextConnectors), lambda k: rename_connectors_key(k) is not None,
                    connectors_config_from_original, convert_connectors_state_dict, "transformer"),
-        _Component("vae", LTX2VideoAutoencoder, lambda k: rename_video_vae_key(k, {}, {}) is not None,
+        _Component("vae", _always(LTX2VideoAutoencoder), lambda k: rename_video_vae_key(k, {}, {}) is not None,
                    video_vae_config_from_original, convert_video_vae_state_dict, "vae"),
-        _Component("audio_vae", LTX2AudioAutoencoder, lambda k: rename_audio_vae_key(k) is not None,
+        _Component("audio_vae", _always(LTX2AudioAutoencoder), lambda k: rename_audio_vae_key(k) is not None,
                    audio_vae_config_from_original, convert_audio_vae_state_dict, "audio_vae"),
-        _Component("vocoder", LTX2Vocoder, lambda k: rename_vocoder_key(k) is not None,
+        _Component("vocoder", vocoder_model_class, lambda k: rename_vocoder_key(k) is not None,
                    vocoder_config_from_original, convert_vocoder_state_dict, "vocoder"),
     ]
 
@@ -214,7 +234,8 @@ def route_keys(keys: list[str], components: list[_Component] | None = None, path
         shown = ", ".join((unknown + ambiguous)[:8]) + (f", ... ({len(unknown) + len(ambiguous)} in all)"
                                                         if len(unknown) + len(ambiguous) > 8 else "")
         raise ValueError(f"{path}: tensors that no component uses (unknown or claimed twice): {shown}. Only "
-                         f"{sorted(IGNORED_KEYS)} and fp8 scales may be left over; is this an LTX-2.0 checkpoint?")
+                         f"{sorted(IGNORED_KEYS)} and fp8 scales may be left over. Pass an unmodified original "
+                         f"LTX-2.0 or LTX-2.3 single file (LoRAs and upsamplers are separate files).")
     return routed
 
 
@@ -232,10 +253,12 @@ def convert_original_state_dict(
     result = {}
     for component in components:
         state = {k: state_dict[k] for k in routed[component.name]}
-        config = component.config(header[component.header_block], state)
+        block = header[component.header_block]
+        config = component.config(block, state)
+        model_class = component.model_class(block)
         with torch.device("meta"):
-            expected = expected_shapes(component.model_class(**config))
-        result[component.name] = (component.model_class, config, component.convert(state, expected))
+            expected = expected_shapes(model_class(**config))
+        result[component.name] = (model_class, config, component.convert(state, expected))
     return result
 
 
@@ -302,8 +325,10 @@ class _Source:
     dtypes: dict[str, str]  # tensor name -> safetensors dtype name
     scales: dict[str, torch.Tensor]  # fp8 weight scales, read and checked
     routed: dict[str, list[str]]  # component -> its tensors
+    classes: dict[str, type]  # component -> our class
     configs: dict[str, dict[str, Any]]  # component -> config
     expected: dict[str, dict[str, torch.Size]]  # component -> converted name -> shape
+    identity: ModelIdentity | None = None  # version and variant (the single file only)
 
 
 def _checked_file(handle: Any, path: Path, allow_non_finite: bool, ignored: frozenset[str] = frozenset()  # noqa: ANN401
@@ -316,14 +341,18 @@ def _checked_file(handle: Any, path: Path, allow_non_finite: bool, ignored: froz
     return dtypes, scales, meta
 
 
-def _check_checkpoint(handle: Any, path: Path, allow_non_finite: bool) -> tuple[_Source, dict[str, Any]]:  # noqa: ANN401
-    """The single file checked end to end from its header and shapes: (source, header)."""
+def _check_checkpoint(handle: Any, path: Path, allow_non_finite: bool, variant: str | None  # noqa: ANN401
+                      ) -> _Source:
+    """The single file checked end to end from its header, metadata and shapes."""
     header = _read_header(handle, path)
+    check_header(header, path)
+    identity = identify_checkpoint(header, handle.metadata() or {}, path.name, variant, path)
     dtypes, scales, meta = _checked_file(handle, path, allow_non_finite, IGNORED_KEYS)
     plan = convert_original_state_dict(header, meta, path)  # names and shapes of every component, strictly
     routed = route_keys(list(dtypes), _components(), path)
-    return _Source(path, handle, dtypes, scales, routed, {name: config for name, (_, config, _) in plan.items()},
-                   {name: {k: v.shape for k, v in state.items()} for name, (_, _, state) in plan.items()}), header
+    return _Source(path, handle, dtypes, scales, routed, {name: cls for name, (cls, _, _) in plan.items()},
+                   {name: config for name, (_, config, _) in plan.items()},
+                   {name: {k: v.shape for k, v in state.items()} for name, (_, _, state) in plan.items()}, identity)
 
 
 def _check_upsampler(handle: Any, path: Path, allow_non_finite: bool) -> _Source:  # noqa: ANN401
@@ -343,7 +372,8 @@ def _check_upsampler(handle: Any, path: Path, allow_non_finite: bool) -> _Source
     with torch.device("meta"):
         expected = expected_shapes(LTX2LatentUpsampler(**config))
     convert_latent_upsampler_state_dict(meta, expected)  # names and shapes, strictly
-    return _Source(path, handle, dtypes, scales, {"latent_upsampler": list(meta)}, {"latent_upsampler": config},
+    return _Source(path, handle, dtypes, scales, {"latent_upsampler": list(meta)},
+                   {"latent_upsampler": LTX2LatentUpsampler}, {"latent_upsampler": config},
                    {"latent_upsampler": expected})
 
 
@@ -371,6 +401,7 @@ def convert_checkpoint(
     dtype: torch.dtype | None = None,
     max_shard_size: int | str = "5GB",
     allow_non_finite: bool = False,
+    variant: str | None = None,
 ) -> Path:
     """Converts an original LTX-2 single-file checkpoint into a diffusers pipeline folder (see the module docstring).
 
@@ -379,7 +410,8 @@ def convert_checkpoint(
     leaving nothing behind.
 
     Args:
-        checkpoint: the original ``.safetensors`` file (``ltx-2-19b-dev.safetensors``, distilled or fp8 variants).
+        checkpoint: the original ``.safetensors`` file (``ltx-2-19b-dev.safetensors``, ``ltx-2.3-22b-dev``,
+            distilled or fp8 variants).
         output: the folder to create; it must not exist, nor lie inside ``text_encoder``. It appears only once
             everything was written.
         upsampler: optional x2 latent-upsampler file, written to ``latent_upsampler/`` and listed in
@@ -390,6 +422,8 @@ def convert_checkpoint(
         max_shard_size: largest safetensors shard per component (``save_pretrained``'s argument).
         allow_non_finite: write NaN / inf weights and scales instead of refusing them (only if you know they are
             intended).
+        variant: ``"dev"`` or ``"distilled"``; ``None`` reads it from the file's metadata, else its name
+            (:mod:`.version`).
 
     Returns:
         The path of the written folder.
@@ -403,14 +437,15 @@ def convert_checkpoint(
     text_encoder = Path(text_encoder) if text_encoder is not None else None
     if dtype is not None:
         check_save_dtype(dtype)
+    check_variant(variant)
     _check_shard_size(max_shard_size)
     output = check_output(Path(output), {"--text-encoder": text_encoder})
     if text_encoder is not None:
         _check_text_encoder(text_encoder)
     remove_stale_temp_folders(output.parent)
     with ExitStack() as files:
-        source, header = _check_checkpoint(files.enter_context(open_safetensors(checkpoint)), checkpoint,
-                                           allow_non_finite)
+        source = _check_checkpoint(files.enter_context(open_safetensors(checkpoint)), checkpoint, allow_non_finite,
+                                   variant)
         extra = (None if upsampler is None else
                  _check_upsampler(files.enter_context(open_safetensors(upsampler)), upsampler, allow_non_finite))
         if dtype is None:
@@ -430,35 +465,34 @@ def convert_checkpoint(
     return output
 
 
-def _write_component(source: _Source, name: str, model_class: type, convert: Callable[..., dict[str, torch.Tensor]],
-                     folder: Path, dtype: torch.dtype, max_shard_size: int | str, allow_non_finite: bool
-                     ) -> dict[str, int]:
+def _write_component(source: _Source, name: str, convert: Callable[..., dict[str, torch.Tensor]], folder: Path,
+                     dtype: torch.dtype, max_shard_size: int | str, allow_non_finite: bool) -> dict[str, int]:
     state = {k: load_tensor(source.handle, k, dtype, source.scales, source.path, allow_non_finite)
              for k in source.routed[name]}
     converted = convert(state, source.expected[name])
     del state
-    _save_model(model_class, source.configs[name], converted, folder / name, max_shard_size)
+    _save_model(source.classes[name], source.configs[name], converted, folder / name, max_shard_size)
     return {"tensors": len(converted), "parameters": sum(v.numel() for v in converted.values())}
 
 
 def _write_folder(source: _Source, extra: _Source | None, temp: Path, text_encoder: Path | None, dtype: torch.dtype,
                   max_shard_size: int | str, allow_non_finite: bool) -> dict[str, dict[str, Any]]:
-    from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
     from ..pipelines.folder_format import write_folder_format
     from ..schedulers import DISTILLED_SIGMAS, STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
 
     summary: dict[str, dict[str, Any]] = {}
     classes: dict[str, type] = {}
     for component in _components():
-        summary[component.name] = _write_component(source, component.name, component.model_class,
-                                                   component.convert, temp, dtype, max_shard_size, allow_non_finite)
-        classes[component.name] = component.model_class
+        summary[component.name] = _write_component(source, component.name, component.convert, temp, dtype,
+                                                   max_shard_size, allow_non_finite)
+        classes[component.name] = source.classes[component.name]
     if extra is not None:
-        summary["latent_upsampler"] = _write_component(extra, "latent_upsampler", LTX2LatentUpsampler,
+        summary["latent_upsampler"] = _write_component(extra, "latent_upsampler",
                                                        convert_latent_upsampler_state_dict, temp, dtype,
                                                        max_shard_size, allow_non_finite)
-        classes["latent_upsampler"] = LTX2LatentUpsampler
-    distilled = "distilled" in source.path.name.lower()
+        classes["latent_upsampler"] = extra.classes["latent_upsampler"]
+    identity = source.identity
+    distilled = identity.distilled
     components: dict[str, Any] = {**classes, "scheduler": LTX2Scheduler(
         sigmas=list(DISTILLED_SIGMAS) if distilled else None), "text_encoder": None, "tokenizer": None}
     if text_encoder is not None:
@@ -466,7 +500,8 @@ def _write_folder(source: _Source, extra: _Source | None, temp: Path, text_encod
         components["text_encoder"], components["tokenizer"] = _text_encoder_index(temp)
     write_folder_format(temp, components)  # the format LTX2AudioVideoPipeline.save_pretrained writes too
     record = {
-        "source": source.path.name, "variant": "distilled" if distilled else "dev",
+        "source": source.path.name, "version": identity.version, "model_version": identity.model_version,
+        "variant": identity.variant, "variant_source": identity.variant_source,
         "fp8_source": sorted(set(source.dtypes.values()) & FP8_NAMES),
         "dtype": str(dtype).replace("torch.", ""),
         "ignored_keys": sorted(set(source.dtypes) & IGNORED_KEYS),
@@ -479,14 +514,17 @@ def _write_folder(source: _Source, extra: _Source | None, temp: Path, text_encod
                       **DISTILLED_SCHEDULE)
     (temp / "ltx2_conversion.json").write_text(json.dumps(record, indent=2) + "\n")
     (temp / "README.md").write_text(model_card(source.path.name, distilled, list(summary),
-                                               has_text_encoder=text_encoder is not None))
+                                               has_text_encoder=text_encoder is not None,
+                                               version=identity.version))
     return summary
 
 
 def format_summary(folder: str | os.PathLike) -> str:
     """A human-readable summary of a converted folder, read back from its ``ltx2_conversion.json``."""
     record = json.loads((Path(folder) / "ltx2_conversion.json").read_text())
-    lines = [f"{folder}: {record['source']} ({record['variant']}, weights {record['dtype']})"]
+    version = f"LTX-{record['version']}, " if "version" in record else ""
+    how = {"metadata": " per its metadata", "file name": " by its file name"}.get(record.get("variant_source"), "")
+    lines = [f"{folder}: {record['source']} ({version}{record['variant']}{how}, weights {record['dtype']})"]
     total = 0
     for name, entry in record["components"].items():
         total += entry["parameters"]

@@ -14,11 +14,17 @@ LICENSE_NAME = "ltx-2-community-license"
 LICENSE_LINK = "https://github.com/Lightricks/LTX-2/blob/main/LICENSE"
 
 
-def model_card(source: str, distilled: bool, components: list[str], has_text_encoder: bool) -> str:
-    """README.md text for a converted folder: YAML front matter for the Hub, then usage that writes mp4 with audio."""
+def model_card(source: str, distilled: bool, components: list[str], has_text_encoder: bool,
+               version: str = "2.0") -> str:
+    """README.md text for a converted folder of LTX-``version`` ("2.0" or "2.3"): YAML front matter for the Hub,
+    then usage that writes mp4 with audio."""
+    from ..pipelines.defaults import LTX_2_0, LTX_2_3
+
+    defaults = LTX_2_3 if version == "2.3" else LTX_2_0
     call = ('    sigmas=DISTILLED_SIGMAS, guidance_scale=1.0, audio_guidance_scale=1.0,\n'
             '    stg_scale=0.0, audio_stg_scale=0.0, modality_scale=1.0, audio_modality_scale=1.0,\n'
-            if distilled else "    num_inference_steps=40,\n")
+            if distilled else f"    num_inference_steps={defaults.num_inference_steps},  # LTX-{version}'s default\n")
+    audio = "48 kHz" if version == "2.3" else "24 kHz"
     encoder_note = "" if has_text_encoder else (
         "\nThis folder has no text encoder: pass `text_encoder=` and `tokenizer=` (Gemma-3-12B, "
         "`google/gemma-3-12b-it-qat-q4_0-unquantized`, a gated model: accept its license on the Hub first) to "
@@ -32,6 +38,7 @@ license_name: {LICENSE_NAME}
 license_link: {LICENSE_LINK}
 tags:
 - ltx-2
+- ltx-{version}
 - text-to-video
 - text-to-audio
 - image-to-video
@@ -39,12 +46,12 @@ tags:
 - diffusers
 ---
 
-# LTX-2 ({'distilled' if distilled else 'dev'}) for `ltx2_diffusers`
+# LTX-{version} ({'distilled' if distilled else 'dev'}) for `ltx2_diffusers`
 
-Lightricks' LTX-2 joint audio+video model converted from `{source}` with `ltx2-diffusers convert`, in diffusers' own
-LTX-2 folder format: it loads with `ltx2_diffusers` (below) and with diffusers' `LTX2Pipeline.from_pretrained`.
-Components: {', '.join(components)}. The weights are unchanged (renamed, optionally cast); they remain under the
-[LTX-2 Community License]({LICENSE_LINK}).
+Lightricks' LTX-{version} joint audio+video model converted from `{source}` with `ltx2-diffusers convert`, in
+diffusers' own LTX-2 folder format: it loads with `ltx2_diffusers` (below) and with diffusers'
+`LTX2Pipeline.from_pretrained`. Components: {', '.join(components)}. The weights are unchanged (renamed, optionally
+cast); they remain under the [LTX-2 Community License]({LICENSE_LINK}).
 {encoder_note}
 ## Usage
 
@@ -60,7 +67,7 @@ out = pipe(
     num_frames=121, height=512, width=768, frame_rate=24.0,
 {call}    generator=torch.Generator().manual_seed(10),
 )
-# video and its audio track in one file (H.264 + stereo AAC at the vocoder's rate)
+# video and its audio track in one file (H.264 + stereo AAC at the vocoder's rate, {audio})
 export_to_mp4(out.frames[0], "clip.mp4", fps=24.0, audio=out.audio[0], sample_rate=out.sample_rate)
 ```
 """

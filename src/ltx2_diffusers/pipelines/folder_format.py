@@ -32,6 +32,7 @@ DIFFUSERS_CLASSES: dict[str, tuple[str, str]] = {
     "LTX2AudioAutoencoder": ("diffusers", "AutoencoderKLLTX2Audio"),
     "LTX2TextConnectors": ("ltx2", "LTX2TextConnectors"),
     "LTX2Vocoder": ("ltx2", "LTX2Vocoder"),
+    "LTX2VocoderWithBWE": ("ltx2", "LTX2VocoderWithBWE"),
     "LTX2LatentUpsampler": ("ltx2", "LTX2LatentUpsamplerModel"),
     "LTX2Scheduler": ("diffusers", "FlowMatchEulerDiscreteScheduler"),
 }

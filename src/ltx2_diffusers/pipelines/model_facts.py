@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..models.audio_processing import waveform_length
 from ..models.tiling import VideoTiling
 from ..schedulers.scheduling_ltx2 import LTX2Scheduler
+from .compatibility import component_mismatches
 from .defaults import LTX_2_0, LTX_2_3, ModelDefaults, model_version
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -51,13 +53,14 @@ class TransformerFacts:
     audio_width: int
     dtype_bytes: int
     adapters: AdapterFacts = AdapterFacts()
+    text_widths: tuple[int, int] | None = None  # video / audio text-context widths (None: not checked)
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> TransformerFacts:
         c = model.config
         return cls(c.num_layers, c.in_channels, c.audio_in_channels, c.num_attention_heads * c.attention_head_dim,
                    c.audio_num_attention_heads * c.audio_attention_head_dim, _dtype_bytes(model),
-                   AdapterFacts.of(model))
+                   AdapterFacts.of(model), tuple(model.text_widths))
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,16 @@ class PipelineFacts:
         vae_dtype_bytes: bytes per element the VAE computes in.
         audio_sample_rate / audio_hop_length / audio_compression / audio_causal: the audio VAE's mel grid.
         vocoder_rate: output sample rate of the vocoder (Hz).
+        vocoder_samples_per_mel_frame: waveform samples the vocoder makes per mel frame (240 for LTX-2.0's 24 kHz
+            vocoder, 480 for LTX-2.3's 48 kHz one); ``None``: ``vocoder_rate`` times the mel hop's duration.
         register_multiple: text lengths must be a multiple of this (the connectors' registers).
         has_text_encoder: a text encoder and tokenizer are attached (else prompts must come as embeddings).
         upsampler: ``None`` without a latent upsampler, else ``(spatial_factor, temporal_factor)``.
         vae_tiling: the VAE's own tiling when ``vae.enable_tiling()`` was called, else ``None``.
         scheduler: the scheduler whose σ lists the plan uses (never stepped by the plan).
         memory_bytes: memory of the device that runs the call (``None``: unknown, no bound).
+        mismatches: what the components disagree on (:func:`~.compatibility.component_mismatches`); a plan refuses
+            to run with any.
     """
 
     defaults: ModelDefaults
@@ -97,6 +104,19 @@ class PipelineFacts:
     vae_tiling: VideoTiling | None
     scheduler: LTX2Scheduler
     memory_bytes: int | None = None
+    vocoder_samples_per_mel_frame: int | None = None
+    mismatches: tuple[str, ...] = ()
+
+    @property
+    def samples_per_mel_frame(self) -> int:
+        """Output waveform samples per mel frame (see ``vocoder_samples_per_mel_frame``)."""
+        if self.vocoder_samples_per_mel_frame is not None:
+            return self.vocoder_samples_per_mel_frame
+        return round(self.vocoder_rate * self.audio_hop_length / self.audio_sample_rate)
+
+    def waveform_samples(self, audio_tokens: int) -> int:
+        """Samples of the waveform the audio VAE and vocoder decode from ``audio_tokens`` latents."""
+        return waveform_length(audio_tokens, self.samples_per_mel_frame, self.audio_compression, self.audio_causal)
 
     @classmethod
     def from_components(
@@ -104,6 +124,7 @@ class PipelineFacts:
         vocoder: torch.nn.Module, connectors: torch.nn.Module, scheduler: LTX2Scheduler,
         latent_upsampler: torch.nn.Module | None, has_text_encoder: bool, device: torch.device | None = None,
     ) -> PipelineFacts:
+        """The facts of loaded (or meta-device) components, with what they disagree on (``mismatches``)."""
         vc, ac = vae.config, audio_vae.config
         upsampler = None
         if latent_upsampler is not None:
@@ -128,6 +149,10 @@ class PipelineFacts:
             vae_tiling=vae.tiling if vae.use_tiling else None,
             scheduler=scheduler,
             memory_bytes=device_memory_bytes(device),
+            vocoder_samples_per_mel_frame=vocoder.upsample_factor,
+            mismatches=tuple(component_mismatches(transformer=transformer, vae=vae, audio_vae=audio_vae,
+                                                  vocoder=vocoder, connectors=connectors,
+                                                  latent_upsampler=latent_upsampler)),
         )
 
     @classmethod

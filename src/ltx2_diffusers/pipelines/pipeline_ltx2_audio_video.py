@@ -31,6 +31,7 @@ from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normali
 from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
+from ..models.vocoder_bwe_ltx2 import LTX2VocoderWithBWE
 from ..models.vocoder_ltx2 import LTX2Vocoder
 from ..schedulers.flow_match_config import as_ltx2_scheduler
 from ..schedulers.scheduling_ltx2 import STAGE_2_DISTILLED_SIGMAS, LTX2Scheduler
@@ -83,8 +84,10 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     ``FlowMatchEulerDiscreteScheduler`` is accepted and mapped onto it with the same schedule), ``vae``
     (:class:`LTX2VideoAutoencoder`), ``audio_vae`` (:class:`LTX2AudioAutoencoder`), ``text_encoder`` (Gemma-3),
     ``tokenizer``, ``connectors`` (:class:`LTX2TextConnectors`), ``transformer``
-    (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`) and, optional, ``latent_upsampler``
-    (:class:`LTX2LatentUpsampler`, needed by ``upsample=True``).
+    (:class:`LTX2AudioVideoTransformer`), ``vocoder`` (:class:`LTX2Vocoder`, or :class:`LTX2VocoderWithBWE` for
+    LTX-2.3) and, optional, ``latent_upsampler`` (:class:`LTX2LatentUpsampler`, needed by ``upsample=True``). The
+    components must fit together (text widths, latent channels, mel grid, ...): a mismatch is a ``ValueError``
+    before any model runs (:func:`~ltx2_diffusers.pipelines.compatibility.component_mismatches`).
 
     LoRAs (diffusers format, or the original / ComfyUI ``diffusion_model.*.lora_A/lora_B`` format, on the video,
     audio, audio<->video and connector modules) load with ``pipe.load_lora_weights(path, adapter_name=...)``, are
@@ -114,8 +117,8 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     # (ours or diffusers', see `folder_format.DIFFUSERS_CLASSES`) chooses between (see `folder_loading`).
     _component_classes: dict[str, type | tuple[type, ...]] = {
         "scheduler": LTX2Scheduler, "vae": LTX2VideoAutoencoder, "audio_vae": LTX2AudioAutoencoder,
-        "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer, "vocoder": LTX2Vocoder,
-        "latent_upsampler": LTX2LatentUpsampler,
+        "connectors": LTX2TextConnectors, "transformer": LTX2AudioVideoTransformer,
+        "vocoder": (LTX2Vocoder, LTX2VocoderWithBWE), "latent_upsampler": LTX2LatentUpsampler,
     }
 
     def __init__(
@@ -127,7 +130,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         tokenizer: Any,  # noqa: ANN401
         connectors: LTX2TextConnectors,
         transformer: LTX2AudioVideoTransformer,
-        vocoder: LTX2Vocoder,
+        vocoder: LTX2Vocoder | LTX2VocoderWithBWE,
         latent_upsampler: LTX2LatentUpsampler | None = None,
     ) -> None:
         super().__init__()
@@ -571,10 +574,9 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             pixels = self.decode_video(tokens, shape, plan.generator, plan.decode_tiling)
         frames = self.video_processor.postprocess_video(pixels, output_type=plan.output_type)
         rate = self.vocoder.config.output_sampling_rate
-        if plan.audio.held:
+        if plan.audio.held:  # the given clip at the vocoder's rate (48 kHz for LTX-2.3), trimmed to the video
             source = plan.audio_source
-            samples = round(plan.num_frames / plan.frame_rate * rate)
-            clip = fit_waveform(resample(source.media, source.rate, rate), samples)
+            clip = fit_waveform(resample(source.media, source.rate, rate), plan.audio_samples)
             waveform = clip.unsqueeze(0).expand(plan.batch, -1, -1).contiguous()
         else:
             waveform = self.decode_audio(audio.latents).float()

@@ -32,6 +32,7 @@ from .arguments import (
     check_finite,
     check_tensor,
 )
+from .compatibility import check_fit
 from .conditioning import ImageCondition, as_conditions
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .guidance import GuidanceParams, passes_needed
@@ -135,7 +136,9 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class GenerationPlan:
-    """A validated call: sizes, streams, stages and the inputs each phase uses."""
+    """A validated call: sizes, streams, stages and the inputs each phase uses. ``audio_samples`` is the length of
+    each returned waveform at the vocoder's rate: the decoded length (mel frames x the vocoder's samples per frame)
+    when audio is generated, the clip's duration when a given audio is returned whole."""
 
     num_frames: int
     height: int
@@ -144,6 +147,7 @@ class GenerationPlan:
     batch: int
     num_videos_per_prompt: int
     audio_tokens: int
+    audio_samples: int
     video: StreamPlan
     audio: StreamPlan
     stages: tuple[Stage, ...]
@@ -176,7 +180,9 @@ class GenerationPlan:
 
 def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> GenerationPlan:
     """Checks a call's ``arguments`` (every keyword of :meth:`LTX2AudioVideoPipeline.__call__`, with its defaults)
-    against the components' ``facts`` and returns the plan; ``ValueError`` naming the argument for any mistake."""
+    against the components' ``facts`` and returns the plan; ``ValueError`` naming the argument for any mistake, or
+    the components' disagreements when they do not fit together."""
+    check_fit(facts.mismatches)
     a = dict(arguments)
     output_type = as_choice(a["output_type"], "output_type", OUTPUT_TYPES)
     num_videos = as_int(a["num_videos_per_prompt"], "num_videos_per_prompt", minimum=1)
@@ -216,6 +222,7 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
         audio_plan = SourcePlan(waveform, rate, window[0] if "audio" in retaken else None)
     else:
         audio_held = False
+    audio_samples = round(duration * facts.vocoder_rate) if audio_held else facts.waveform_samples(audio_tokens)
     if video_held and audio_held:
         raise ValueError("both `video` and `audio` are given and held whole: there is nothing to generate. Pass "
                          "retake_window=(start, end) to regenerate part of them, or drop one.")
@@ -255,8 +262,9 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     check_memory(memory, facts.memory_bytes, f"{batch} video(s) of {num_frames} frames at {height}x{width}")
     return GenerationPlan(
         num_frames=num_frames, height=height, width=width, frame_rate=frame_rate, batch=batch,
-        num_videos_per_prompt=num_videos, audio_tokens=audio_tokens, video=video, audio=audio, stages=stages,
-        text=text, conditions=conditions, video_source=video_plan, audio_source=audio_plan, latents=latents,
+        num_videos_per_prompt=num_videos, audio_tokens=audio_tokens, audio_samples=audio_samples, video=video,
+        audio=audio, stages=stages, text=text, conditions=conditions, video_source=video_plan,
+        audio_source=audio_plan, latents=latents,
         audio_latents=audio_latents, noise_scale=noise_scale, generator=as_generators(a["generator"], batch),
         image_crf=image_crf, batch_guidance=batch_guidance, decode_tiling=decode_tiling, output_type=output_type,
         return_dict=as_bool(a["return_dict"], "return_dict"), callback=callback, callback_tensor_inputs=tensor_inputs,
@@ -491,6 +499,10 @@ def _stage_2_transformer(model: Any, main: TransformerFacts) -> torch.nn.Module 
         raise ValueError(f"stage_2_transformer takes {facts.in_channels} video / {facts.audio_in_channels} audio "
                          f"channels but the pipeline's latents have {main.in_channels} / {main.audio_in_channels}: "
                          f"pass a transformer of the same model family.")
+    if None not in (facts.text_widths, main.text_widths) and facts.text_widths != main.text_widths:
+        raise ValueError(f"stage_2_transformer takes {facts.text_widths[0]} / {facts.text_widths[1]}-wide video / "
+                         f"audio text contexts but the pipeline's connectors give {main.text_widths[0]} / "
+                         f"{main.text_widths[1]}: pass a transformer of the same LTX version (2.0 or 2.3).")
     return model
 
 
