@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
 
 from ..models.audio_processing import audio_latent_length, latents_for_mel_frames, mel_frames_for_samples
-from ..models.text_connectors_ltx2 import LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from .arguments import (
     as_bool,
@@ -28,18 +28,18 @@ from .arguments import (
     as_generators,
     as_index_list,
     as_int,
+    as_number_list,
     as_sigmas,
     check_finite,
     check_tensor,
 )
-from .conditioning import ImageCondition, as_conditions
-from .defaults import DEFAULT_NEGATIVE_PROMPT
+from .conditioning import ImageCondition, PerSampleImages, as_conditions, condition_latent_frames, condition_pixels
 from .guidance import GuidanceParams, passes_needed
 from .latents import VideoLatentShape, check_video_size
-from .media import audio_waveform, check_time_window, video_pixels
+from .media import audio_waveform, check_time_window, fit_video, video_pixels
 from .memory import MemoryEstimate, check_memory, decode_bytes, denoise_bytes
 from .model_facts import PipelineFacts, TransformerFacts
-from .text_encoding import check_max_sequence_length, check_prompts
+from .text_plan import TextPlan, text_plan, with_enhancement, with_negative
 from .token_tiling import TokenTile, TokenTiling, plan_token_tiles
 
 logger = logging.get_logger(__name__)
@@ -89,6 +89,8 @@ class Stage:
         transformer: the transformer of this stage (``None``: the pipeline's).
         muted_adapters: LoRA adapters that contribute nothing in this stage.
         renoise: re-noise the previous stage's result (after x2 upsampling) to this σ before the stage.
+        call_guidance: the stage runs the call's guidance, so it follows what callbacks set on the pipeline
+            (``pipe._guidance_scale`` ...); ``False`` for the unguided refinement of ``upsample=True``.
     """
 
     index: int
@@ -100,6 +102,7 @@ class Stage:
     transformer: torch.nn.Module | None = None
     muted_adapters: tuple[str, ...] = ()
     renoise: float | None = None
+    call_guidance: bool = True
 
     @property
     def passes(self) -> tuple[str, ...]:
@@ -109,18 +112,6 @@ class Stage:
     @property
     def num_steps(self) -> int:
         return len(self.sigmas) - 1
-
-
-@dataclass(frozen=True)
-class TextPlan:
-    """Prompts (or given embeddings) and whether the negative prompt must be encoded."""
-
-    prompts: list[str] | None
-    negative_prompts: list[str] | None
-    prompt_embeds: LTX2TextEmbeddings | None
-    negative_prompt_embeds: LTX2TextEmbeddings | None
-    max_sequence_length: int
-    needs_negative: bool
 
 
 @dataclass(frozen=True)
@@ -135,12 +126,18 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class GenerationPlan:
-    """A validated call: sizes, streams, stages and the inputs each phase uses."""
+    """A validated call: sizes, streams, stages and the inputs each phase uses.
+
+    ``frame_rate`` is the playback rate (audio length, time windows); ``conditioning_frame_rate`` the rate the
+    video positions are built with (``frame_rate / motion_speed``). ``latents`` / ``audio_latents`` are as given:
+    packed normalised tokens (3-D) or diffusers' unpacked VAE-space latents (5-D video, 4-D audio).
+    """
 
     num_frames: int
     height: int
     width: int
     frame_rate: float
+    conditioning_frame_rate: float
     batch: int
     num_videos_per_prompt: int
     audio_tokens: int
@@ -163,6 +160,10 @@ class GenerationPlan:
     callback: Callable | None
     callback_tensor_inputs: tuple[str, ...]
     memory: MemoryEstimate
+    decode_timestep: tuple[float, ...] | None = None
+    decode_noise_scale: tuple[float, ...] | None = None
+    use_cross_timestep: bool = True
+    attention_kwargs: dict[str, Any] | None = None
 
     @property
     def final_shape(self) -> VideoLatentShape:
@@ -180,21 +181,25 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     a = dict(arguments)
     output_type = as_choice(a["output_type"], "output_type", OUTPUT_TYPES)
     num_videos = as_int(a["num_videos_per_prompt"], "num_videos_per_prompt", minimum=1)
-    text = _text_plan(facts, a)
-    num_prompts = len(text.prompts) if text.prompts is not None else text.prompt_embeds.video_embeds.shape[0]
+    text = text_plan(a, facts.has_text_encoder, facts.register_multiple)
+    num_prompts = text.num_prompts
     batch = num_prompts * num_videos
+    upsample = as_bool(a["upsample"], "upsample")
+    _check_duration_bounds(a["min_seconds"], a["max_seconds"])
 
-    # sources and sizes
+    # sources and sizes (given values, else the video's, else 5-D latents', else the defaults)
     video_source, source_fps = _read_video(a["video"])
     audio_source = _read_audio(a["audio"], a["audio_sample_rate"])
-    num_frames = as_int(_first(a["num_frames"], None if video_source is None else video_source.shape[0], 121),
-                        "num_frames", minimum=1)
-    height = as_int(_first(a["height"], None if video_source is None else video_source.shape[2], 512), "height",
-                    minimum=1)
-    width = as_int(_first(a["width"], None if video_source is None else video_source.shape[3], 768), "width",
-                   minimum=1)
+    from_latents = _sizes_of_latents(a["latents"], facts, upsample)
+    from_video = (None,) * 3 if video_source is None else (
+        (video_source.shape[0] - 1) // facts.temporal_compression * facts.temporal_compression + 1,
+        *video_source.shape[2:])
+    num_frames = as_int(_first(a["num_frames"], from_video[0], from_latents[0], 121), "num_frames", minimum=1)
+    height = as_int(_first(a["height"], from_video[1], from_latents[1], 512), "height", minimum=1)
+    width = as_int(_first(a["width"], from_video[2], from_latents[2], 768), "width", minimum=1)
     frame_rate = as_float(_first(a["frame_rate"], source_fps, 24.0), "frame_rate", minimum=0.0,
                           exclusive_minimum=True)
+    motion_speed = as_float(a["motion_speed"], "motion_speed", minimum=0.0, exclusive_minimum=True)
     check_video_size(num_frames, height, width, facts.temporal_compression, facts.spatial_compression)
     audio_tokens = audio_latent_length(num_frames, frame_rate, sample_rate=facts.audio_sample_rate,
                                        hop_length=facts.audio_hop_length, temporal_compression=facts.audio_compression)
@@ -204,9 +209,10 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     duration = num_frames / frame_rate
 
     # what is held, retaken or generated
+    if video_source is not None:
+        video_source = _fit_video_source(video_source, num_frames, height, width, facts.temporal_compression)
     window = _retake_window(a, video_source, audio_source, duration)
     retaken = set() if window is None else window[1]
-    _check_video_source(video_source, num_frames, height, width, facts.temporal_compression)
     video_held = video_source is not None and "video" not in retaken and video_source.shape[0] == num_frames
     audio_plan = None
     if audio_source is not None:
@@ -231,17 +237,19 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     needs_negative = video.guidance.uses_uncond or audio.guidance.uses_uncond
     video = _with_own_negative(video, needs_negative)
     audio = _with_own_negative(audio, needs_negative)
-    text = _with_negative(text, needs_negative, num_prompts)
+    text = with_negative(text, needs_negative)
 
-    # stages
-    upsample = as_bool(a["upsample"], "upsample")
-    conditions = tuple(as_conditions(a["image"], num_frames))
+    # conditions and stages
+    conditions = _frame_zero_images(a["image"], num_prompts, num_videos) + tuple(
+        as_conditions(a["conditions"], num_frames, facts.temporal_compression, "conditions"))
+    if sum(c.frame_index == 0 for c in conditions) > 1:
+        raise ValueError("`image` and a condition both condition frame 0: pass one of them.")
+    text = with_enhancement(text, a, facts.has_text_encoder, any(c.frame_index == 0 for c in conditions))
     stages = _stages(facts, a, upsample, num_frames, height, width, video, audio, video_plan is not None,
                      window is not None)
     first = stages[0].shape
-    latents = _given_latents(a["latents"], "latents", batch, first.num_tokens, first.channels)
-    audio_latents = _given_latents(a["audio_latents"], "audio_latents", batch, audio_tokens,
-                                   facts.transformer.audio_in_channels)
+    latents = _given_latents(a["latents"], "latents", batch, first)
+    audio_latents = _given_audio_latents(a["audio_latents"], batch, audio_tokens, facts.transformer.audio_in_channels)
     noise_scale = None if a["noise_scale"] is None else as_float(a["noise_scale"], "noise_scale", 0.0, 1.0)
 
     image_crf = facts.defaults.image_crf if a["image_crf"] is None else as_int(a["image_crf"], "image_crf", 0, 51)
@@ -249,68 +257,27 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
                                           facts.temporal_compression, num_frames, height, width)
     callback, tensor_inputs = _callback(a["callback_on_step_end"], a["callback_on_step_end_tensor_inputs"])
     batch_guidance = as_bool(a["batch_guidance"], "batch_guidance")
-    memory = _estimate(facts, stages, batch, audio_tokens, len([c for c in conditions if c.frame_index]),
-                       batch_guidance, decode_tiling, (num_frames, height, width),
-                       output_type == "latent" or video_held)
+    keyframes = sum(condition_latent_frames(c, facts.temporal_compression) for c in conditions if c.frame_index)
+    memory = _estimate(facts, stages, batch, audio_tokens, keyframes, batch_guidance, decode_tiling,
+                       (num_frames, height, width), output_type == "latent" or video_held)
     check_memory(memory, facts.memory_bytes, f"{batch} video(s) of {num_frames} frames at {height}x{width}")
     return GenerationPlan(
-        num_frames=num_frames, height=height, width=width, frame_rate=frame_rate, batch=batch,
+        num_frames=num_frames, height=height, width=width, frame_rate=frame_rate,
+        conditioning_frame_rate=frame_rate / motion_speed, batch=batch,
         num_videos_per_prompt=num_videos, audio_tokens=audio_tokens, video=video, audio=audio, stages=stages,
         text=text, conditions=conditions, video_source=video_plan, audio_source=audio_plan, latents=latents,
         audio_latents=audio_latents, noise_scale=noise_scale, generator=as_generators(a["generator"], batch),
         image_crf=image_crf, batch_guidance=batch_guidance, decode_tiling=decode_tiling, output_type=output_type,
         return_dict=as_bool(a["return_dict"], "return_dict"), callback=callback, callback_tensor_inputs=tensor_inputs,
-        memory=memory,
+        memory=memory, decode_timestep=_per_video(a["decode_timestep"], "decode_timestep", batch),
+        decode_noise_scale=_per_video(a["decode_noise_scale"], "decode_noise_scale", batch),
+        use_cross_timestep=as_bool(a["use_cross_timestep"], "use_cross_timestep"),
+        attention_kwargs=_attention_kwargs(a["attention_kwargs"]),
     )
 
 
 def _first(*values: Any) -> Any:  # noqa: ANN401
     return next(v for v in values if v is not None)
-
-
-# -- text ----------------------------------------------------------------------------------------------------------
-
-
-def _text_plan(facts: PipelineFacts, a: dict[str, Any]) -> TextPlan:
-    prompt, embeds, negative_embeds = a["prompt"], a["prompt_embeds"], a["negative_prompt_embeds"]
-    if (prompt is None) == (embeds is None):
-        raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
-    prompts = None
-    if prompt is not None:
-        prompts = check_prompts(prompt)
-        if not facts.has_text_encoder:
-            raise ValueError("This pipeline has no text encoder/tokenizer: pass `prompt_embeds` (from "
-                             "pipe.encode_prompt with a text encoder attached) instead of `prompt`.")
-    embeds = _check_embeds(embeds, "prompt_embeds")
-    negative_embeds = _check_embeds(negative_embeds, "negative_prompt_embeds")
-    length = check_max_sequence_length(as_int(a["max_sequence_length"], "max_sequence_length", minimum=1),
-                                       facts.register_multiple)
-    negative = a["negative_prompt"]
-    negatives = None if negative is None else check_prompts(negative, "negative_prompt")
-    return TextPlan(prompts, negatives, embeds, negative_embeds, length, needs_negative=False)
-
-
-def _check_embeds(embeds: Any, name: str) -> LTX2TextEmbeddings | None:  # noqa: ANN401
-    if embeds is None:
-        return None
-    if not isinstance(embeds, LTX2TextEmbeddings):
-        raise ValueError(f"`{name}` must be the LTX2TextEmbeddings that `encode_prompt` returns, got "
-                         f"{type(embeds).__name__}.")
-    for field, tensor in zip(("video_embeds", "audio_embeds"), embeds[:2]):
-        check_tensor(tensor, f"{name}.{field}", (None, None, None))
-    return embeds
-
-
-def _with_negative(text: TextPlan, needed: bool, num_prompts: int) -> TextPlan:
-    negatives = text.negative_prompts
-    if needed and text.negative_prompt_embeds is None:
-        negatives = negatives or [DEFAULT_NEGATIVE_PROMPT]
-        negatives = negatives * num_prompts if len(negatives) == 1 else negatives
-        if len(negatives) != num_prompts:
-            raise ValueError(f"negative_prompt has {len(negatives)} entries but there are {num_prompts} prompts: pass "
-                             f"one negative prompt, or one per prompt.")
-    return TextPlan(text.prompts, negatives if needed else None, text.prompt_embeds,
-                    text.negative_prompt_embeds if needed else None, text.max_sequence_length, needed)
 
 
 # -- sources -------------------------------------------------------------------------------------------------------
@@ -344,16 +311,19 @@ def _retake_window(a: dict[str, Any], video: torch.Tensor | None, audio: Any, du
     return window, set(modalities)
 
 
-def _check_video_source(pixels: torch.Tensor | None, num_frames: int, height: int, width: int, temporal: int) -> None:
-    if pixels is None:
-        return
+def _fit_video_source(pixels: torch.Tensor, num_frames: int, height: int, width: int, temporal: int
+                      ) -> torch.Tensor:
+    """The given video fitted to the clip: resized to cover ``height x width`` and centre-cropped, at most
+    ``num_frames`` frames, trimmed to ``temporal·k + 1`` (fewer frames extend the clip)."""
     frames, _, h, w = pixels.shape
+    fitted = fit_video(pixels, num_frames, height, width, temporal)
     if (h, w) != (height, width):
-        raise ValueError(f"`video` is {h}x{w} (height x width) but the clip is {height}x{width}: resize the frames "
-                         f"first, or leave height/width unset to use the video's size.")
-    if (frames - 1) % temporal or frames > num_frames:
-        raise ValueError(f"`video` has {frames} frames: pass {temporal}k+1 frames, at most num_frames={num_frames} "
-                         f"(fewer frames extend the clip); e.g. trim to {(frames - 1) // temporal * temporal + 1}.")
+        logger.info("`video` is %dx%d (height x width): resized to cover %dx%d and centre-cropped.", h, w, height,
+                    width)
+    if fitted.shape[0] != frames:
+        logger.info("`video` has %d frames: using the first %d (%dk+1, at most num_frames=%d).", frames,
+                    fitted.shape[0], temporal, num_frames)
+    return fitted
 
 
 def audio_source_tokens(waveform: torch.Tensor, rate: float, facts: PipelineFacts) -> int:
@@ -387,13 +357,17 @@ def _stream_plan(
     for name in GUIDANCE_NAMES:
         given = a[prefix + name]
         values[name] = getattr(base, name) if given is None else as_float(given, prefix + name)
-    blocks_name = f"{prefix}stg_blocks"
+    blocks_name = "audio_stg_blocks" if prefix else "spatio_temporal_guidance_blocks"
     given_blocks = a[blocks_name]
     if given_blocks is None:
         blocks = fallback_blocks if fallback_blocks is not None else default_blocks
     else:
         blocks = as_index_list(given_blocks, blocks_name, num_layers)
-    return StreamPlan(held, GuidanceParams(**values), blocks)
+    guidance = GuidanceParams(**values)
+    if guidance.uses_perturbed and not blocks:
+        raise ValueError(f"{prefix}stg_scale={guidance.stg_scale:g} needs blocks to perturb, but `{blocks_name}` is "
+                         f"empty: pass block indices, or {prefix}stg_scale=0 to turn STG off.")
+    return StreamPlan(held, guidance, blocks)
 
 
 def _with_own_negative(stream: StreamPlan, needs_negative: bool) -> StreamPlan:
@@ -413,9 +387,8 @@ def _stages(
     tiling = _refine_tiling(a["refine_tiling"])
     stage_2_guidance = as_bool(a["stage_2_guidance"], "stage_2_guidance")
     adapters = _adapter_names(a["stage_2_adapters"])
-    sigmas = a["sigmas"]
+    sigmas = _given_sigmas(a["sigmas"], a["timesteps"], facts.scheduler.config.num_train_timesteps)
     if sigmas is not None:
-        sigmas = as_sigmas(sigmas, "sigmas")
         steps = None
     else:
         steps = None if a["num_inference_steps"] is None else as_int(
@@ -458,7 +431,7 @@ def _stages(
     second = Stage(2, full, second_sigmas + (0.0,), video.guidance if stage_2_guidance else off,
                    audio.guidance if stage_2_guidance else off, _tiles(full, TokenTiling() if tiling in (None, True)
                                                                        else tiling or None),
-                   transformer=stage_2, renoise=second_sigmas[0])
+                   transformer=stage_2, renoise=second_sigmas[0], call_guidance=stage_2_guidance)
     return first, second
 
 
@@ -521,14 +494,113 @@ def _check_adapters(transformer: TransformerFacts, names: Sequence[str]) -> None
 # -- latents, decode, callbacks, memory ----------------------------------------------------------------------------
 
 
-def _given_latents(value: Any, name: str, batch: int, tokens: int, channels: int) -> torch.Tensor | None:  # noqa: ANN401
+def _given_sigmas(sigmas: Any, timesteps: Any, train_steps: int) -> tuple[float, ...] | None:  # noqa: ANN401
+    """``sigmas``, or diffusers' ``timesteps`` (σ · num_train_timesteps), used exactly as given (final 0 added)."""
+    if sigmas is not None and timesteps is not None:
+        raise ValueError("Pass `sigmas` or `timesteps` (σ x num_train_timesteps), not both.")
+    if timesteps is None:
+        return None if sigmas is None else as_sigmas(sigmas, "sigmas")
+    values = as_number_list(timesteps, "timesteps")
+    if any(not 0 < t <= train_steps for t in values) or any(b > a for a, b in zip(values, values[1:])):
+        raise ValueError(f"`timesteps` must be non-increasing values in (0, {train_steps}] (σ x num_train_timesteps, "
+                         f"without the final 0), got {values}.")
+    return tuple(t / train_steps for t in values)
+
+
+def _sizes_of_latents(latents: Any, facts: PipelineFacts, upsample: bool  # noqa: ANN401
+                      ) -> tuple[int | None, int | None, int | None]:
+    """``(num_frames, height, width)`` of 5-D ``[B, C, F', H', W']`` latents (stage 1 of ``upsample`` is half size);
+    ``None`` s for anything else (checked later)."""
+    if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or min(latents.shape) < 1:
+        return None, None, None
+    frames, h, w = latents.shape[2:]
+    scale = facts.spatial_compression * (2 if upsample else 1)
+    return (frames - 1) * facts.temporal_compression + 1, h * scale, w * scale
+
+
+def _given_latents(value: Any, name: str, batch: int, shape: VideoLatentShape) -> torch.Tensor | None:  # noqa: ANN401
+    """Packed normalised tokens ``[B, T, C]``, or diffusers' unpacked VAE-space latents ``[B, C, F', H', W']``."""
     if value is None:
         return None
-    if not isinstance(value, torch.Tensor) or value.shape != (batch, tokens, channels):
-        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"`{name}` must be packed, normalised float latents [{batch}, {tokens}, {channels}] (as "
-                         f"output_type='latent' returns them), got {shape}.")
+    packed, unpacked = (batch, shape.num_tokens, shape.channels), (batch, shape.channels, *shape[:3])
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) not in (packed, unpacked):
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"`{name}` must be packed, normalised latents {list(packed)} (the tokens callbacks see) or "
+                         f"unpacked latents {list(unpacked)} as output_type='latent' returns them, got {got}.")
     return check_tensor(value, name)
+
+
+def _given_audio_latents(value: Any, batch: int, tokens: int, channels: int) -> torch.Tensor | None:  # noqa: ANN401
+    """Packed normalised tokens ``[B, L, C·M]``, or diffusers' unpacked VAE-space latents ``[B, C, L, M]``."""
+    if value is None:
+        return None
+    ok = isinstance(value, torch.Tensor) and (
+        tuple(value.shape) == (batch, tokens, channels)
+        or (value.ndim == 4 and value.shape[0] == batch and value.shape[2] == tokens
+            and value.shape[1] * value.shape[3] == channels))
+    if not ok:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"`audio_latents` must be packed, normalised latents [{batch}, {tokens}, {channels}] (the "
+                         f"tokens callbacks see) or unpacked latents [{batch}, C, {tokens}, M] with C·M = {channels} "
+                         f"as output_type='latent' returns them, got {got}.")
+    return check_tensor(value, "audio_latents")
+
+
+def _frame_zero_images(image: Any, num_prompts: int, num_videos: int) -> tuple[ImageCondition, ...]:  # noqa: ANN401
+    """diffusers' ``image``: one image for every video, or a list (or a 4-D batch) of one image per prompt."""
+    if image is None:
+        return ()
+    if isinstance(image, (ImageCondition, tuple)):
+        raise ValueError("`image` is the frame-0 image (or one per prompt); pass ImageCondition / (image, "
+                         "frame_index[, strength]) items as conditions=[...].")
+    if isinstance(image, (torch.Tensor, np.ndarray)) and image.ndim == 4:
+        image = list(image)
+    if not isinstance(image, list):
+        return (ImageCondition(condition_pixels(image, "image"), 0, 1.0),)
+    if any(isinstance(item, (ImageCondition, tuple, list)) for item in image):
+        raise ValueError("`image=[...]` holds one frame-0 image per prompt; pass conditions (ImageCondition, "
+                         "(image, frame_index[, strength]) tuples, LTX2VideoCondition) as conditions=[...].")
+    if len(image) not in (1, num_prompts):
+        raise ValueError(f"`image` has {len(image)} images for {num_prompts} prompts: pass one image, or one per "
+                         f"prompt (conditions at other frames go in conditions=[...]).")
+    arrays = [condition_pixels(item, f"image[{i}]") for i, item in enumerate(image)]
+    if any(array.ndim != 3 for array in arrays):
+        raise ValueError("each entry of `image` must be a single image; clips go in conditions=[...].")
+    if len(arrays) == 1:
+        return (ImageCondition(arrays[0], 0, 1.0),)
+    per_video = tuple(array for array in arrays for _ in range(num_videos))
+    return (ImageCondition(PerSampleImages(per_video), 0, 1.0),)
+
+
+def _check_duration_bounds(low: Any, high: Any) -> None:  # noqa: ANN401
+    """diffusers' ``min_seconds`` / ``max_seconds`` bound the duration head of LTX-2.5 (not part of LTX-2.0/2.3,
+    where ``num_frames`` or its default sets the length); they are checked as diffusers checks them."""
+    low, high = as_float(low, "min_seconds", minimum=0.0), as_float(high, "max_seconds", minimum=0.0)
+    if low >= high:
+        raise ValueError(f"`min_seconds` ({low:g}) must be less than `max_seconds` ({high:g}).")
+
+
+def _per_video(value: Any, name: str, batch: int) -> tuple[float, ...] | None:  # noqa: ANN401
+    """A decode setting: ``None``, one number for every video, or a list of one per video."""
+    if value is None:
+        return None
+    values = as_number_list(value, name) if isinstance(value, (list, tuple)) else [as_float(value, name)]
+    if len(values) not in (1, batch):
+        raise ValueError(f"`{name}` has {len(values)} values for {batch} videos: pass one, or one per video.")
+    if any(not 0 <= v <= 1 for v in values):
+        raise ValueError(f"`{name}` values must lie in [0, 1], got {values}.")
+    return tuple(values * (batch if len(values) == 1 else 1))
+
+
+def _attention_kwargs(value: Any) -> dict[str, Any] | None:  # noqa: ANN401
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"`attention_kwargs` must be a dict (e.g. {{'scale': 0.5}} for the LoRA scale), got "
+                         f"{type(value).__name__}.")
+    if "scale" in value:
+        as_float(value["scale"], "attention_kwargs['scale']")
+    return dict(value)
 
 
 def resolve_decode_tiling(
