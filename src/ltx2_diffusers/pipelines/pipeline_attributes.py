@@ -10,10 +10,12 @@ CFG scale below 1 as off).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 
+from .denoising import StreamInputs
 from .guidance import GuidanceParams
 
 GUIDANCE_FIELDS = ("guidance_scale", "stg_scale", "modality_scale", "guidance_rescale")
@@ -170,3 +172,19 @@ class LTX2PipelineAttributes:
     def tokenizer_max_length(self) -> int:
         tokenizer = self._component("tokenizer")
         return tokenizer.model_max_length if tokenizer is not None else 1024
+
+
+def follow_guidance(video: StreamInputs, audio: StreamInputs, video_guidance: GuidanceParams,
+                    audio_guidance: GuidanceParams) -> tuple[StreamInputs, StreamInputs]:
+    """Both streams with the guidance the pipeline's attributes hold now; ``ValueError`` when it needs negative-prompt
+    embeddings the call did not encode."""
+    streams = []
+    for stream, guidance in ((video, video_guidance), (audio, audio_guidance)):
+        if guidance != stream.guidance:
+            if guidance.uses_uncond and stream.negative_context is None:
+                raise ValueError("a callback switched on classifier-free guidance in a call that started without it, "
+                                 "so no negative prompt was encoded: start the call with the guidance on (and turn "
+                                 "it off from the callback), or keep it off.")
+            stream = replace(stream, guidance=guidance)
+        streams.append(stream)
+    return streams[0], streams[1]

@@ -18,7 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -26,10 +25,9 @@ from diffusers.utils import logging
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from ..models.audio_processing import resample
 from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
-from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normalized_latents
+from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
 from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
@@ -39,13 +37,12 @@ from .callbacks import check_callback_outputs
 from .conditioning import keyframe_coordinates
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .denoising import StreamInputs, denoise_step, predict_x0
-from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
 from .lora import LTX2LoraLoaderMixin
-from .media import fit_waveform
 from .model_facts import PipelineFacts
-from .pipeline_attributes import LTX2PipelineAttributes
+from .pipeline_attributes import LTX2PipelineAttributes, follow_guidance
+from .pipeline_decoding import LTX2DecodingMixin
 from .pipeline_output import LTX2PipelineOutput
-from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation, resolve_decode_tiling
+from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation
 from .prompt_enhancement import enhance_prompts
 from .sources import SourceTokens, encode_audio_source, encode_conditions, encode_video_source
 from .stage_adapters import muted_adapters
@@ -67,7 +64,7 @@ class EncodedSources:
     conditions: dict[int, list]  # stage index -> [EncodedCondition]
 
 
-class LTX2AudioVideoPipeline(LTX2PipelineAttributes, DiffusionPipeline, LTX2LoraLoaderMixin):
+class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, DiffusionPipeline, LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2, every mode in one call.
 
     * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
@@ -266,59 +263,6 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, DiffusionPipeline, LTX2Lora
         text = with_enhancement(text, arguments, has_text_encoder, has_image=False)
         return enhance_prompts(self.text_encoder, self.tokenizer, text.prompts, text.enhancement,
                                device or self._execution_device)
-
-    def decode_video(
-        self, tokens: torch.Tensor, shape: VideoLatentShape, generator: Any = None,  # noqa: ANN401
-        tiling: VideoTiling | bool | None = None, decode_timestep: Sequence[float] | None = None,
-        decode_noise_scale: Sequence[float] | None = None,
-    ) -> torch.Tensor:
-        """Packed normalised latents -> pixels ``[B, 3, F, H, W]`` in [-1, 1].
-
-        ``tiling``: a :class:`VideoTiling`, ``True`` (default tiles), ``False`` (never tile) or ``None``: the VAE's
-        own setting (``vae.enable_tiling``), and default tiles when a video exceeds 121 frames at 720p.
-        ``decode_timestep`` / ``decode_noise_scale`` (one value per video; the noise defaults to the timestep, as in
-        diffusers): the decode of a timestep-conditioned VAE; ``None``: the VAE's reference decode. A VAE without
-        timestep conditioning ignores them (with a warning).
-        """
-        latents = self.vae.denormalize_latents(unpack_video_latents(tokens, shape).to(self.vae.dtype))
-        generator = generator[0] if isinstance(generator, list) else generator
-        tiling = resolve_decode_tiling(tiling, self.vae.tiling if self.vae.use_tiling else None,
-                                       self.spatial_compression, self.temporal_compression,
-                                       *shape.to_pixels(self.temporal_compression, self.spatial_compression))
-        conditioning = {}
-        if decode_timestep is not None or decode_noise_scale is not None:
-            if not self.vae.config.timestep_conditioning:
-                logger.warning("decode_timestep / decode_noise_scale are ignored: this VAE's decoder is not "
-                               "timestep-conditioned (as for the released LTX-2 models).")
-            else:
-                timestep = decode_timestep if decode_timestep is not None else decode_noise_scale
-                noise = decode_noise_scale if decode_noise_scale is not None else timestep
-                conditioning = dict(temb=torch.tensor(timestep, dtype=latents.dtype, device=latents.device),
-                                    decode_noise_scale=torch.tensor(noise, dtype=latents.dtype, device=latents.device))
-        if tiling is not False:
-            return self.vae.decode(latents, generator=generator, tiling=tiling, **conditioning).sample
-        use_tiling, self.vae.use_tiling = self.vae.use_tiling, False
-        try:
-            return self.vae.decode(latents, generator=generator, **conditioning).sample
-        finally:
-            self.vae.use_tiling = use_tiling
-
-    def decode_audio(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Packed normalised audio latents -> float32 waveform ``[B, 2, samples]`` at the vocoder's rate."""
-        latents = self.audio_vae.denormalize_latents(tokens.to(self.audio_vae.dtype))
-        mel = self.audio_vae.decode(latents).sample
-        return self.vocoder(mel)
-
-    def upsample_video_latents(self, tokens: torch.Tensor, shape: VideoLatentShape) -> torch.Tensor:
-        """Packed normalised latents of ``shape`` -> packed normalised latents at twice the height and width."""
-        if self.latent_upsampler is None:
-            raise ValueError("upsampling needs a latent upsampler: pass latent_upsampler=LTX2LatentUpsampler."
-                             "from_pretrained(...) to the pipeline (or load a folder that has latent_upsampler/).")
-        latents = unpack_video_latents(tokens, shape).to(self.latent_upsampler.dtype)
-        vae = self.vae
-        upsampled = upsample_normalized_latents(self.latent_upsampler, latents, vae.latents_mean.to(latents),
-                                                vae.latents_std.to(latents), vae.config.scaling_factor)
-        return pack_video_latents(upsampled).to(tokens.dtype)
 
     # ------------------------------------------------------------------------------------------------------------
     # Call
@@ -525,15 +469,6 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, DiffusionPipeline, LTX2Lora
         device = self.connectors.device
         return self.connectors(given.features.to(device), given.attention_mask.to(device))
 
-    def _given_latents(self, plan: GenerationPlan) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The call's latents as packed normalised tokens (diffusers' unpacked VAE-space layout converted)."""
-        video, audio = plan.latents, plan.audio_latents
-        if video is not None and video.ndim == 5:  # [B, C, F', H', W'] -> [B, F'·H'·W', C]
-            video = pack_video_latents(self.vae.normalize_latents(video.to(self.vae.latents_mean.device)))
-        if audio is not None and audio.ndim == 4:  # [B, C, L, M] -> [B, L, C·M]
-            audio = self.audio_vae.normalize_latents(audio.to(self.audio_vae.latents_mean.device))
-        return video, audio
-
     def _encode_sources(self, plan: GenerationPlan, device: torch.device) -> EncodedSources:
         shape, video, audio = plan.stages[0].shape, None, None
         if plan.video_source is not None:
@@ -607,7 +542,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, DiffusionPipeline, LTX2Lora
                 if self._interrupt:
                     continue
                 if stage.call_guidance:
-                    video, audio = _follow_guidance(video, audio, *self._attribute_guidance())
+                    video, audio = follow_guidance(video, audio, *self._attribute_guidance())
                 self._current_timestep = timesteps[i]
                 video, audio = denoise_step(predict, video, audio, sigmas[i], sigmas[i + 1])
                 if plan.callback is not None:
@@ -648,34 +583,6 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, DiffusionPipeline, LTX2Lora
             audio = _with_text(audio, audio.guidance, audio.stg_blocks, plan.audio.own_negative, texts, "audio_embeds")
         return video, audio, texts
 
-    def _output(self, plan: GenerationPlan, video: StreamInputs, audio: StreamInputs, shape: VideoLatentShape
-                ) -> LTX2PipelineOutput:
-        """Decodes both streams at ``shape`` (appended keyframe tokens dropped; held sources come back as given);
-        ``"latent"``: diffusers' layout, VAE-space ``[B, C, F', H', W']`` video and ``[B, C, L, M]`` audio."""
-        tokens = video.latents[:, : shape.num_tokens]
-        if plan.output_type == "latent":
-            frames = self.vae.denormalize_latents(unpack_video_latents(tokens, shape))  # [B, C, F', H', W']
-            return LTX2PipelineOutput(frames=frames, audio=self.audio_vae.denormalize_latents(audio.latents),
-                                      sample_rate=None, frame_rate=plan.frame_rate)
-        if plan.video.held:
-            pixels = plan.video_source.media.permute(1, 0, 2, 3).unsqueeze(0).expand(plan.batch, -1, -1, -1, -1)
-        else:
-            pixels = self.decode_video(tokens, shape, plan.generator, plan.decode_tiling, plan.decode_timestep,
-                                       plan.decode_noise_scale)
-        frames = self.video_processor.postprocess_video(pixels, output_type=plan.output_type)
-        rate = self.vocoder.config.output_sampling_rate
-        if plan.audio.held:
-            source = plan.audio_source
-            samples = round(plan.num_frames / plan.frame_rate * rate)
-            clip = fit_waveform(resample(source.media, source.rate, rate), samples)
-            waveform = clip.unsqueeze(0).expand(plan.batch, -1, -1).contiguous()
-        else:
-            waveform = self.decode_audio(audio.latents).float()
-        if plan.output_type == "np":
-            waveform = waveform.cpu().numpy().astype(np.float32)
-        return LTX2PipelineOutput(frames=frames, audio=waveform, sample_rate=rate, frame_rate=plan.frame_rate)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------------------------
@@ -704,19 +611,3 @@ def _with_text(
     negative_context = context if own_negative else None if negative is None else getattr(negative, field)
     return replace(stream, context=context, negative_context=negative_context, guidance=guidance,
                    stg_blocks=tuple(stg_blocks))
-
-
-def _follow_guidance(video: StreamInputs, audio: StreamInputs, video_guidance: Any, audio_guidance: Any,  # noqa: ANN401
-                     ) -> tuple[StreamInputs, StreamInputs]:
-    """Both streams with the guidance the pipeline's attributes hold now; ``ValueError`` when it needs negative-prompt
-    embeddings the call did not encode."""
-    streams = []
-    for stream, guidance in ((video, video_guidance), (audio, audio_guidance)):
-        if guidance != stream.guidance:
-            if guidance.uses_uncond and stream.negative_context is None:
-                raise ValueError("a callback switched on classifier-free guidance in a call that started without it, "
-                                 "so no negative prompt was encoded: start the call with the guidance on (and turn "
-                                 "it off from the callback), or keep it off.")
-            stream = replace(stream, guidance=guidance)
-        streams.append(stream)
-    return streams[0], streams[1]

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
@@ -28,12 +27,20 @@ from .arguments import (
     as_generators,
     as_index_list,
     as_int,
-    as_number_list,
     as_sigmas,
     check_finite,
-    check_tensor,
 )
-from .conditioning import ImageCondition, PerSampleImages, as_conditions, condition_latent_frames, condition_pixels
+from .call_inputs import (
+    attention_options,
+    check_duration_bounds,
+    frame_zero_images,
+    given_audio_latents,
+    given_latents,
+    given_sigmas,
+    latent_sizes,
+    per_video_values,
+)
+from .conditioning import ImageCondition, as_conditions, condition_latent_frames
 from .guidance import GuidanceParams, passes_needed
 from .latents import VideoLatentShape, check_video_size
 from .media import audio_waveform, check_time_window, fit_video, video_pixels
@@ -185,12 +192,12 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     num_prompts = text.num_prompts
     batch = num_prompts * num_videos
     upsample = as_bool(a["upsample"], "upsample")
-    _check_duration_bounds(a["min_seconds"], a["max_seconds"])
+    check_duration_bounds(a["min_seconds"], a["max_seconds"])
 
     # sources and sizes (given values, else the video's, else 5-D latents', else the defaults)
     video_source, source_fps = _read_video(a["video"])
     audio_source = _read_audio(a["audio"], a["audio_sample_rate"])
-    from_latents = _sizes_of_latents(a["latents"], facts, upsample)
+    from_latents = latent_sizes(a["latents"], facts, upsample)
     from_video = (None,) * 3 if video_source is None else (
         (video_source.shape[0] - 1) // facts.temporal_compression * facts.temporal_compression + 1,
         *video_source.shape[2:])
@@ -240,7 +247,7 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     text = with_negative(text, needs_negative)
 
     # conditions and stages
-    conditions = _frame_zero_images(a["image"], num_prompts, num_videos) + tuple(
+    conditions = frame_zero_images(a["image"], num_prompts, num_videos) + tuple(
         as_conditions(a["conditions"], num_frames, facts.temporal_compression, "conditions"))
     if sum(c.frame_index == 0 for c in conditions) > 1:
         raise ValueError("`image` and a condition both condition frame 0: pass one of them.")
@@ -248,8 +255,8 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     stages = _stages(facts, a, upsample, num_frames, height, width, video, audio, video_plan is not None,
                      window is not None)
     first = stages[0].shape
-    latents = _given_latents(a["latents"], "latents", batch, first)
-    audio_latents = _given_audio_latents(a["audio_latents"], batch, audio_tokens, facts.transformer.audio_in_channels)
+    latents = given_latents(a["latents"], "latents", batch, first)
+    audio_latents = given_audio_latents(a["audio_latents"], batch, audio_tokens, facts.transformer.audio_in_channels)
     noise_scale = None if a["noise_scale"] is None else as_float(a["noise_scale"], "noise_scale", 0.0, 1.0)
 
     image_crf = facts.defaults.image_crf if a["image_crf"] is None else as_int(a["image_crf"], "image_crf", 0, 51)
@@ -269,10 +276,10 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
         audio_latents=audio_latents, noise_scale=noise_scale, generator=as_generators(a["generator"], batch),
         image_crf=image_crf, batch_guidance=batch_guidance, decode_tiling=decode_tiling, output_type=output_type,
         return_dict=as_bool(a["return_dict"], "return_dict"), callback=callback, callback_tensor_inputs=tensor_inputs,
-        memory=memory, decode_timestep=_per_video(a["decode_timestep"], "decode_timestep", batch),
-        decode_noise_scale=_per_video(a["decode_noise_scale"], "decode_noise_scale", batch),
+        memory=memory, decode_timestep=per_video_values(a["decode_timestep"], "decode_timestep", batch),
+        decode_noise_scale=per_video_values(a["decode_noise_scale"], "decode_noise_scale", batch),
         use_cross_timestep=as_bool(a["use_cross_timestep"], "use_cross_timestep"),
-        attention_kwargs=_attention_kwargs(a["attention_kwargs"]),
+        attention_kwargs=attention_options(a["attention_kwargs"]),
     )
 
 
@@ -387,7 +394,7 @@ def _stages(
     tiling = _refine_tiling(a["refine_tiling"])
     stage_2_guidance = as_bool(a["stage_2_guidance"], "stage_2_guidance")
     adapters = _adapter_names(a["stage_2_adapters"])
-    sigmas = _given_sigmas(a["sigmas"], a["timesteps"], facts.scheduler.config.num_train_timesteps)
+    sigmas = given_sigmas(a["sigmas"], a["timesteps"], facts.scheduler.config.num_train_timesteps)
     if sigmas is not None:
         steps = None
     else:
@@ -492,115 +499,6 @@ def _check_adapters(transformer: TransformerFacts, names: Sequence[str]) -> None
 
 
 # -- latents, decode, callbacks, memory ----------------------------------------------------------------------------
-
-
-def _given_sigmas(sigmas: Any, timesteps: Any, train_steps: int) -> tuple[float, ...] | None:  # noqa: ANN401
-    """``sigmas``, or diffusers' ``timesteps`` (σ · num_train_timesteps), used exactly as given (final 0 added)."""
-    if sigmas is not None and timesteps is not None:
-        raise ValueError("Pass `sigmas` or `timesteps` (σ x num_train_timesteps), not both.")
-    if timesteps is None:
-        return None if sigmas is None else as_sigmas(sigmas, "sigmas")
-    values = as_number_list(timesteps, "timesteps")
-    if any(not 0 < t <= train_steps for t in values) or any(b > a for a, b in zip(values, values[1:])):
-        raise ValueError(f"`timesteps` must be non-increasing values in (0, {train_steps}] (σ x num_train_timesteps, "
-                         f"without the final 0), got {values}.")
-    return tuple(t / train_steps for t in values)
-
-
-def _sizes_of_latents(latents: Any, facts: PipelineFacts, upsample: bool  # noqa: ANN401
-                      ) -> tuple[int | None, int | None, int | None]:
-    """``(num_frames, height, width)`` of 5-D ``[B, C, F', H', W']`` latents (stage 1 of ``upsample`` is half size);
-    ``None`` s for anything else (checked later)."""
-    if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or min(latents.shape) < 1:
-        return None, None, None
-    frames, h, w = latents.shape[2:]
-    scale = facts.spatial_compression * (2 if upsample else 1)
-    return (frames - 1) * facts.temporal_compression + 1, h * scale, w * scale
-
-
-def _given_latents(value: Any, name: str, batch: int, shape: VideoLatentShape) -> torch.Tensor | None:  # noqa: ANN401
-    """Packed normalised tokens ``[B, T, C]``, or diffusers' unpacked VAE-space latents ``[B, C, F', H', W']``."""
-    if value is None:
-        return None
-    packed, unpacked = (batch, shape.num_tokens, shape.channels), (batch, shape.channels, *shape[:3])
-    if not isinstance(value, torch.Tensor) or tuple(value.shape) not in (packed, unpacked):
-        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"`{name}` must be packed, normalised latents {list(packed)} (the tokens callbacks see) or "
-                         f"unpacked latents {list(unpacked)} as output_type='latent' returns them, got {got}.")
-    return check_tensor(value, name)
-
-
-def _given_audio_latents(value: Any, batch: int, tokens: int, channels: int) -> torch.Tensor | None:  # noqa: ANN401
-    """Packed normalised tokens ``[B, L, C·M]``, or diffusers' unpacked VAE-space latents ``[B, C, L, M]``."""
-    if value is None:
-        return None
-    ok = isinstance(value, torch.Tensor) and (
-        tuple(value.shape) == (batch, tokens, channels)
-        or (value.ndim == 4 and value.shape[0] == batch and value.shape[2] == tokens
-            and value.shape[1] * value.shape[3] == channels))
-    if not ok:
-        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"`audio_latents` must be packed, normalised latents [{batch}, {tokens}, {channels}] (the "
-                         f"tokens callbacks see) or unpacked latents [{batch}, C, {tokens}, M] with C·M = {channels} "
-                         f"as output_type='latent' returns them, got {got}.")
-    return check_tensor(value, "audio_latents")
-
-
-def _frame_zero_images(image: Any, num_prompts: int, num_videos: int) -> tuple[ImageCondition, ...]:  # noqa: ANN401
-    """diffusers' ``image``: one image for every video, or a list (or a 4-D batch) of one image per prompt."""
-    if image is None:
-        return ()
-    if isinstance(image, (ImageCondition, tuple)):
-        raise ValueError("`image` is the frame-0 image (or one per prompt); pass ImageCondition / (image, "
-                         "frame_index[, strength]) items as conditions=[...].")
-    if isinstance(image, (torch.Tensor, np.ndarray)) and image.ndim == 4:
-        image = list(image)
-    if not isinstance(image, list):
-        return (ImageCondition(condition_pixels(image, "image"), 0, 1.0),)
-    if any(isinstance(item, (ImageCondition, tuple, list)) for item in image):
-        raise ValueError("`image=[...]` holds one frame-0 image per prompt; pass conditions (ImageCondition, "
-                         "(image, frame_index[, strength]) tuples, LTX2VideoCondition) as conditions=[...].")
-    if len(image) not in (1, num_prompts):
-        raise ValueError(f"`image` has {len(image)} images for {num_prompts} prompts: pass one image, or one per "
-                         f"prompt (conditions at other frames go in conditions=[...]).")
-    arrays = [condition_pixels(item, f"image[{i}]") for i, item in enumerate(image)]
-    if any(array.ndim != 3 for array in arrays):
-        raise ValueError("each entry of `image` must be a single image; clips go in conditions=[...].")
-    if len(arrays) == 1:
-        return (ImageCondition(arrays[0], 0, 1.0),)
-    per_video = tuple(array for array in arrays for _ in range(num_videos))
-    return (ImageCondition(PerSampleImages(per_video), 0, 1.0),)
-
-
-def _check_duration_bounds(low: Any, high: Any) -> None:  # noqa: ANN401
-    """diffusers' ``min_seconds`` / ``max_seconds`` bound the duration head of LTX-2.5 (not part of LTX-2.0/2.3,
-    where ``num_frames`` or its default sets the length); they are checked as diffusers checks them."""
-    low, high = as_float(low, "min_seconds", minimum=0.0), as_float(high, "max_seconds", minimum=0.0)
-    if low >= high:
-        raise ValueError(f"`min_seconds` ({low:g}) must be less than `max_seconds` ({high:g}).")
-
-
-def _per_video(value: Any, name: str, batch: int) -> tuple[float, ...] | None:  # noqa: ANN401
-    """A decode setting: ``None``, one number for every video, or a list of one per video."""
-    if value is None:
-        return None
-    values = as_number_list(value, name) if isinstance(value, (list, tuple)) else [as_float(value, name)]
-    if len(values) not in (1, batch):
-        raise ValueError(f"`{name}` has {len(values)} values for {batch} videos: pass one, or one per video.")
-    if any(not 0 <= v <= 1 for v in values):
-        raise ValueError(f"`{name}` values must lie in [0, 1], got {values}.")
-    return tuple(values * (batch if len(values) == 1 else 1))
-
-
-def _attention_kwargs(value: Any) -> dict[str, Any] | None:  # noqa: ANN401
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ValueError(f"`attention_kwargs` must be a dict (e.g. {{'scale': 0.5}} for the LoRA scale), got "
-                         f"{type(value).__name__}.")
-    if "scale" in value:
-        as_float(value["scale"], "attention_kwargs['scale']")
-    return dict(value)
 
 
 def resolve_decode_tiling(
