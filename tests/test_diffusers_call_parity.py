@@ -4,6 +4,8 @@ meanings meet: the latent output layout and the ``return_dict=False`` tuple, ``p
 masks, ``motion_speed``, ``timesteps``, frame-0 ``conditions``, ``use_cross_timestep`` and the pipeline attributes.
 """
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -135,22 +137,36 @@ def test_a_frame_zero_condition_matches_diffusers_condition_pipeline(pipes):
     assert mine.frames[:, :, 1:].abs().mean() > 0.3
 
 
-def test_use_cross_timestep(pipes, start):
-    """True is the reference's modulation (what the parity tests above ran). False is diffusers' legacy LTX-2.0
-    modulation: equal to diffusers where our transformer takes the flag, else refused before any step."""
-    ours, theirs, _ = pipes
+def test_use_cross_timestep(pipes, start, reference_run):
+    """True is the reference's modulation (each stream's audio<->video attention modulated by the other stream's σ;
+    every run above). False is diffusers' legacy LTX-2.0 one (each stream's own timestep): without per-token timesteps
+    both are the same, so it equals diffusers' legacy run; with a condition they differ, and it must equal diffusers'
+    where our transformer takes the flag, or be refused before any step."""
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+    ours, theirs, condition_pipe = pipes
     video, audio = start
+    with torch.no_grad():
+        mine = ours(PROMPT, latents=video, audio_latents=audio, use_cross_timestep=False, return_dict=False, **COMMON)
+        other = theirs(PROMPT, **diffusers_start(ours, video, audio), use_cross_timestep=False, return_dict=False,
+                       **COMMON)
+    assert _max_diff(mine[0], other[0]) <= TOL and _max_diff(mine[1], other[1]) <= TOL
+    assert torch.equal(mine[0], reference_run[0][0])
+
+    conditions = [LTX2VideoCondition(frames=np.zeros((HEIGHT, WIDTH, 3), np.uint8), index=0, crf=0)]
+    call = dict(conditions=conditions, prompt=PROMPT, use_cross_timestep=False,
+                **{**COMMON, "guidance_rescale": 0.0, "audio_guidance_rescale": 0.0})
+    if "use_cross_timestep" in inspect.signature(ours.transformer.forward).parameters:
+        with torch.no_grad():
+            mine = ours(generator=torch.Generator().manual_seed(5), **call)
+            other = condition_pipe(generator=torch.Generator().manual_seed(5), **call)
+        assert _max_diff(mine.frames, other.frames) <= TOL and _max_diff(mine.audio, other.audio) <= TOL
+        return
     calls = []
     hook = ours.transformer.register_forward_hook(lambda *_: calls.append(1))
     try:
-        if "use_cross_timestep" not in ours.transformer.forward.__code__.co_varnames:
-            with pytest.raises(ValueError, match="use_cross_timestep=False"):
-                ours(PROMPT, latents=video, audio_latents=audio, use_cross_timestep=False, **COMMON)
-            assert calls == []
-            return
-        with torch.no_grad():
-            mine = ours(PROMPT, latents=video, audio_latents=audio, use_cross_timestep=False, **COMMON)
-            other = theirs(PROMPT, **diffusers_start(ours, video, audio), use_cross_timestep=False, **COMMON)
-        assert _max_diff(mine.frames, other.frames) <= TOL and _max_diff(mine.audio, other.audio) <= TOL
+        with pytest.raises(ValueError, match="use_cross_timestep=False"):
+            ours(**call)
     finally:
         hook.remove()
+    assert calls == []

@@ -427,7 +427,8 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         """
         plan = plan_generation(self.facts(), {name: value for name, value in locals().items() if name != "self"})
         device, dtype = self._execution_device, self.transformer.dtype
-        options = {id(t): transformer_options(t, plan.use_cross_timestep, plan.attention_kwargs)
+        per_token = bool(plan.conditions) or plan.video_source is not None or plan.audio_source is not None
+        options = {id(t): transformer_options(t, plan.use_cross_timestep, plan.attention_kwargs, per_token)
                    for t in {stage.transformer or self.transformer for stage in plan.stages}}
         self._set_guidance_attributes(plan.video.guidance, plan.audio.guidance)
         self._attention_kwargs, self._num_timesteps = plan.attention_kwargs, sum(s.num_steps for s in plan.stages)

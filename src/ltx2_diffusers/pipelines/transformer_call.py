@@ -31,18 +31,24 @@ class TransformerWithOptions:
         return getattr(self.model, name)
 
 
-def transformer_options(model: torch.nn.Module, use_cross_timestep: bool, attention_kwargs: dict | None
-                        ) -> dict[str, Any]:
+def transformer_options(model: torch.nn.Module, use_cross_timestep: bool, attention_kwargs: dict | None,
+                        per_token_timesteps: bool = True) -> dict[str, Any]:
     """The forward keywords that carry the call's options to ``model``; ``ValueError`` for an option it cannot
-    honour (checked before any step runs)."""
+    honour (checked before any step runs).
+
+    ``per_token_timesteps``: some tokens carry their own timestep (conditions, held or retaken clips). Without them
+    both streams run at the step's σ everywhere, so the legacy modulation (each stream's own timestep) equals the
+    reference's (the other stream's σ) and ``use_cross_timestep=False`` needs no support from the model.
+    """
     accepted = inspect.signature(model.forward).parameters
     options: dict[str, Any] = {}
     if "use_cross_timestep" in accepted:
         options["use_cross_timestep"] = use_cross_timestep
-    elif not use_cross_timestep:
+    elif not use_cross_timestep and per_token_timesteps:
         raise ValueError("use_cross_timestep=False (diffusers' legacy LTX-2.0 modulation: each stream's own timestep) "
                          f"is not supported by this {type(model).__name__}, which always modulates the audio<->video "
-                         f"attention with the other stream's σ, as the reference does; leave it True.")
+                         f"attention with the other stream's σ, as the reference does (the two differ only for "
+                         f"tokens with their own timestep: conditions, held or retaken clips); leave it True.")
     if attention_kwargs:
         if "attention_kwargs" in accepted:
             options["attention_kwargs"] = dict(attention_kwargs)
