@@ -167,3 +167,17 @@ def test_keyframe_coordinates_of_a_clip_step_through_its_latent_frames():
     assert coords[0, 2, :, 0].tolist() == [0.0, 32.0, 0.0, 32.0]
     single = keyframe_coordinates(9, latent_height=1, latent_width=2, fps=8.0, batch_size=1)
     assert torch.equal(single, coords[:, :, :2])
+
+
+def test_the_call_takes_every_argument_of_diffusers_ltx2_pipelines():
+    import inspect
+
+    from diffusers.pipelines.ltx2 import LTX2ConditionPipeline, LTX2ImageToVideoPipeline, LTX2Pipeline
+
+    from ltx2_diffusers import LTX2AudioVideoPipeline
+
+    ours = set(inspect.signature(LTX2AudioVideoPipeline.__call__).parameters)
+    for pipeline in (LTX2Pipeline, LTX2ImageToVideoPipeline, LTX2ConditionPipeline):
+        theirs = set(inspect.signature(pipeline.__call__).parameters)
+        assert theirs - ours == set(), pipeline.__name__
+    assert "stg_blocks" not in ours  # renamed to diffusers' spatio_temporal_guidance_blocks
