@@ -33,6 +33,9 @@ def test_latents_in_diffusers_layout_set_the_sizes():
     assert p.latents.ndim == 5 and p.audio_latents.ndim == 4  # converted by the pipeline (VAE statistics)
     given = plan(height=64, width=64, num_frames=9, latents=torch.zeros(1, 8, 128))  # packed: 2 x 2 x 2 tokens
     assert given.latents.shape == (1, 8, 128)
+    # 5-D latents fix the grid over given sizes, as in diffusers (with a warning here)
+    resized = plan(height=64, width=64, latents=torch.zeros(1, 128, 2, 4, 4))
+    assert (resized.num_frames, resized.height, resized.width) == (9, 128, 128)
 
 
 def test_one_frame_zero_image_per_prompt_repeats_for_each_video():

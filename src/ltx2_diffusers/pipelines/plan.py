@@ -201,9 +201,16 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     from_video = (None,) * 3 if video_source is None else (
         (video_source.shape[0] - 1) // facts.temporal_compression * facts.temporal_compression + 1,
         *video_source.shape[2:])
-    num_frames = as_int(_first(a["num_frames"], from_video[0], from_latents[0], 121), "num_frames", minimum=1)
-    height = as_int(_first(a["height"], from_video[1], from_latents[1], 512), "height", minimum=1)
-    width = as_int(_first(a["width"], from_video[2], from_latents[2], 768), "width", minimum=1)
+    given = {name: a[name] for name in ("num_frames", "height", "width")}
+    if from_latents[0] is not None:  # 5-D latents fix the grid, as in diffusers (which infers it silently)
+        for (name, value), inferred in zip(given.items(), from_latents):
+            if value is not None and value != inferred:
+                logger.warning("%s=%s does not match the given 5-D latents: using their %s=%d.", name, value, name,
+                               inferred)
+        given = dict(zip(given, from_latents))
+    num_frames = as_int(_first(given["num_frames"], from_video[0], 121), "num_frames", minimum=1)
+    height = as_int(_first(given["height"], from_video[1], 512), "height", minimum=1)
+    width = as_int(_first(given["width"], from_video[2], 768), "width", minimum=1)
     frame_rate = as_float(_first(a["frame_rate"], source_fps, 24.0), "frame_rate", minimum=0.0,
                           exclusive_minimum=True)
     motion_speed = as_float(a["motion_speed"], "motion_speed", minimum=0.0, exclusive_minimum=True)
