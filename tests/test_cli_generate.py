@@ -116,7 +116,8 @@ def test_image_conditioning_matches_the_pipeline(model_dir, reference, tmp_path,
     path = _generate(model_dir, tmp_path / "i2v.mp4", *SMALL, "--image", str(media["image"]),
                      "--image", f"{media['image']}@8@0.5")
     image = Image.open(media["image"]).convert("RGB")
-    expected = _reference_frames(reference, tmp_path, height=64, width=96, image=[(image, 0, 1.0), (image, 8, 0.5)])
+    expected = _reference_frames(reference, tmp_path, height=64, width=96,
+                                conditions=[(image, 0, 1.0), (image, 8, 0.5)])
     frames = _read(path)[0]
     np.testing.assert_array_equal(frames, expected)
     assert not np.array_equal(frames, _reference_frames(reference, tmp_path, height=64, width=96))
@@ -186,7 +187,8 @@ def test_preview_pngs_for_each_video(model_dir, tmp_path, capsys):
                                        "multiples of 64"),
     (["--retake", "0", "1"], "retake_window regenerates part of a given clip: pass `video` and/or `audio` too."),
     (["--max-sequence-length", "30"], "max_sequence_length=30 must be a multiple of the connectors' 8"),
-    (["--stg-blocks", "7"], "`stg_blocks` must lie in [0, 2) for this 2-block transformer, got [7]."),
+    (["--stg-blocks", "7"], "`spatio_temporal_guidance_blocks` must lie in [0, 2) for this 2-block transformer, "
+                            "got [7]."),
 ])
 def test_invalid_arguments_exit_2_with_one_clear_line(model_dir, tmp_path, capsys, extra, message):
     argv = ["generate", "--model", str(model_dir), "--prompt", PROMPT, "--quiet", "--output",

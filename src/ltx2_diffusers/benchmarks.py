@@ -212,7 +212,7 @@ def bench_pipeline(runs: int) -> Row:
 
     def ours_call() -> Any:  # noqa: ANN401
         ours.prompt_encoder.cache.clear()  # both pipelines encode the prompts every call
-        return ours(prompt, latents=video, audio_latents=audio, stg_blocks=[1], **common)
+        return ours(prompt, latents=video, audio_latents=audio, spatio_temporal_guidance_blocks=[1], **common)
 
     def theirs_call() -> Any:  # noqa: ANN401
         return theirs(prompt, latents=video, audio_latents=ours.audio_vae.denormalize_latents(audio), noise_scale=0.0,

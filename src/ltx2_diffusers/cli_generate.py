@@ -421,14 +421,15 @@ def pipeline_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     images = [(read_image(spec.path), spec.frame, spec.strength) for spec in args.image]  # 16-bit files scaled
     guidance = {name: getattr(args, name) for name in (
         "guidance_scale", "audio_guidance_scale", "modality_scale", "audio_modality_scale", "stg_scale",
-        "audio_stg_scale", "guidance_rescale", "audio_guidance_rescale", "stg_blocks", "audio_stg_blocks")}
+        "audio_stg_scale", "guidance_rescale", "audio_guidance_rescale", "audio_stg_blocks")}
+    guidance["spatio_temporal_guidance_blocks"] = args.stg_blocks
     if args.distilled:  # distilled weights run without guidance (every knob neutral unless given)
         neutral = dict(guidance_scale=1.0, audio_guidance_scale=1.0, modality_scale=1.0, audio_modality_scale=1.0,
                        stg_scale=0.0, audio_stg_scale=0.0, guidance_rescale=0.0, audio_guidance_rescale=0.0)
         guidance.update({k: v for k, v in neutral.items() if guidance[k] is None})
     refine_tiling = False if args.no_tiling else TokenTiling(max_tokens=args.tile_tokens) if args.tile_tokens else None
     kwargs = dict(
-        image=images or None, audio=None if args.audio is None else str(args.audio),
+        conditions=images or None, audio=None if args.audio is None else str(args.audio),
         video=None if args.video is None else str(args.video),
         retake_window=None if args.retake is None else tuple(args.retake),
         height=args.height, width=args.width, num_frames=args.frames, frame_rate=args.fps,

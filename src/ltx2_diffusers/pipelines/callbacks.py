@@ -22,6 +22,8 @@ def check_callback_outputs(outputs: Any, state: dict[str, Any], name: str) -> di
         raise ValueError(f"callback_on_step_end {name} returned {unknown}; it may only return {sorted(state)}.")
     for key, value in outputs.items():
         current = state[key]
+        if value is current:  # handed back unchanged (diffusers' callbacks return the whole dict)
+            continue
         if isinstance(current, LTX2TextEmbeddings) or current is None:
             if current is None or not isinstance(value, LTX2TextEmbeddings) or any(
                     v.shape != c.shape for v, c in zip(value, current)):

@@ -6,6 +6,7 @@ Everything here is validated before any model runs and returns plain tensors:
   float32 ``[2, N]`` and the rate (mono is duplicated to stereo; integer PCM scaled by its width).
 * :func:`video_pixels`: a path, a list of PIL images, or frames as an array/tensor -> float32 ``[F, 3, H, W]`` in
   [-1, 1] (16-bit and float pixels scaled by their range).
+* :func:`fit_video`: a source clip trimmed and resized to a call's size (pure).
 * :func:`window_mask`: which tokens of a stream overlap a time window (pure).
 
 Accepted value ranges are those of :mod:`ltx2_diffusers.utils.sample_formats`; NaN or infinite values, empty media
@@ -24,7 +25,7 @@ import torch
 from ..models.audio_processing import check_sample_rate, stereo_waveform
 from ..utils.paths import existing_file
 from ..utils.sample_formats import pcm_to_float, pixels_to_unit
-from .conditioning import image_array
+from .conditioning import image_array, resize_and_center_crop_frames
 
 # ----------------------------------------------------------------------------------------------------------------
 # Reading files (PyAV). Stream facts are checked from the container's header before any sample is decoded: some
@@ -214,6 +215,16 @@ def video_pixels(video: Any) -> tuple[torch.Tensor, float | None]:  # noqa: ANN4
 # ----------------------------------------------------------------------------------------------------------------
 # Pure arithmetic
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def fit_video(pixels: torch.Tensor, num_frames: int, height: int, width: int, temporal: int) -> torch.Tensor:
+    """A source clip ``[F, 3, H, W]`` fitted to a call: at most ``num_frames`` frames, trimmed to ``temporal·k + 1``,
+    each frame resized to cover ``height x width`` and centre-cropped (bilinear, as condition images are)."""
+    frames = (min(pixels.shape[0], num_frames) - 1) // temporal * temporal + 1
+    pixels = pixels[:frames]
+    if tuple(pixels.shape[2:]) != (height, width):
+        pixels = resize_and_center_crop_frames(pixels, height, width)
+    return pixels
 
 
 def fit_waveform(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -24,10 +23,9 @@ from diffusers.utils import logging
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from ..models.audio_processing import resample
 from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
-from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normalized_latents
+from ..models.latent_upsampler_ltx2 import LTX2LatentUpsampler
 from ..models.text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from ..models.transformer_ltx2 import LTX2AudioVideoTransformer
@@ -41,17 +39,20 @@ from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .denoising import StreamInputs, denoise_step, predict_x0
 from .folder_format import write_folder_format
 from .folder_loading import load_pipeline_components
-from .latents import VideoLatentShape, pack_video_latents, unpack_video_latents
 from .lora import LTX2LoraLoaderMixin
-from .media import fit_waveform
 from .model_facts import PipelineFacts
+from .pipeline_attributes import LTX2PipelineAttributes, follow_guidance
+from .pipeline_decoding import LTX2DecodingMixin
 from .pipeline_output import LTX2PipelineOutput
-from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation, resolve_decode_tiling
+from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation
+from .prompt_enhancement import enhance_prompts
 from .sources import SourceTokens, encode_audio_source, encode_conditions, encode_video_source
 from .stage_adapters import muted_adapters
 from .starting_state import audio_starting_point, noised, video_starting_point
-from .text_encoding import LTX2PromptEncoder
+from .text_encoding import DEFAULT_MAX_SEQUENCE_LENGTH, LTX2PromptEncoder, check_prompts
+from .text_plan import TextFeatures, TextPlan, with_enhancement
 from .token_tiling import TokenTiling, predict_x0_tiled, tile_layouts
+from .transformer_call import TransformerWithOptions, lora_scale, transformer_options
 
 logger = logging.get_logger(__name__)
 
@@ -65,7 +66,7 @@ class EncodedSources:
     conditions: dict[int, list]  # stage index -> [EncodedCondition]
 
 
-class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
+class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, DiffusionPipeline, LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2, every mode in one call.
 
     * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
@@ -145,7 +146,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         self.register_modules(scheduler=scheduler, vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder,
                               latent_upsampler=latent_upsampler)
-        self.video_processor = VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio)
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial_compression_ratio)
         self._prompt_encoder: LTX2PromptEncoder | None = None
         self._interrupt = False
         self._stage = 0
@@ -202,10 +203,6 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     @property
     def temporal_compression(self) -> int:
         return self.vae.temporal_compression_ratio
-
-    @property
-    def interrupt(self) -> bool:
-        return self._interrupt
 
     @property
     def stage(self) -> int:
@@ -266,44 +263,20 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             negative_prompt_embeds, max_sequence_length, device or self._execution_device, dtype,
         )
 
-    def decode_video(
-        self, tokens: torch.Tensor, shape: VideoLatentShape, generator: Any = None,  # noqa: ANN401
-        tiling: VideoTiling | bool | None = None,
-    ) -> torch.Tensor:
-        """Packed normalised latents -> pixels ``[B, 3, F, H, W]`` in [-1, 1].
-
-        ``tiling``: a :class:`VideoTiling`, ``True`` (default tiles), ``False`` (never tile) or ``None``: the VAE's
-        own setting (``vae.enable_tiling``), and default tiles when a video exceeds 121 frames at 720p.
-        """
-        latents = self.vae.denormalize_latents(unpack_video_latents(tokens, shape).to(self.vae.dtype))
-        generator = generator[0] if isinstance(generator, list) else generator
-        tiling = resolve_decode_tiling(tiling, self.vae.tiling if self.vae.use_tiling else None,
-                                       self.spatial_compression, self.temporal_compression,
-                                       *shape.to_pixels(self.temporal_compression, self.spatial_compression))
-        if tiling is not False:
-            return self.vae.decode(latents, generator=generator, tiling=tiling).sample
-        use_tiling, self.vae.use_tiling = self.vae.use_tiling, False
-        try:
-            return self.vae.decode(latents, generator=generator).sample
-        finally:
-            self.vae.use_tiling = use_tiling
-
-    def decode_audio(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Packed normalised audio latents -> float32 waveform ``[B, 2, samples]`` at the vocoder's rate."""
-        latents = self.audio_vae.denormalize_latents(tokens.to(self.audio_vae.dtype))
-        mel = self.audio_vae.decode(latents).sample
-        return self.vocoder(mel)
-
-    def upsample_video_latents(self, tokens: torch.Tensor, shape: VideoLatentShape) -> torch.Tensor:
-        """Packed normalised latents of ``shape`` -> packed normalised latents at twice the height and width."""
-        if self.latent_upsampler is None:
-            raise ValueError("upsampling needs a latent upsampler: pass latent_upsampler=LTX2LatentUpsampler."
-                             "from_pretrained(...) to the pipeline (or load a folder that has latent_upsampler/).")
-        latents = unpack_video_latents(tokens, shape).to(self.latent_upsampler.dtype)
-        vae = self.vae
-        upsampled = upsample_normalized_latents(self.latent_upsampler, latents, vae.latents_mean.to(latents),
-                                                vae.latents_std.to(latents), vae.config.scaling_factor)
-        return pack_video_latents(upsampled).to(tokens.dtype)
+    def enhance_prompt(
+        self, prompt: str | list[str], system_prompt: str | None = None, max_new_tokens: int | None = None,
+        seed: int = 10, generation_kwargs: dict[str, Any] | None = None, device: torch.device | None = None,
+    ) -> list[str]:
+        """Rewrites prompts with the pipeline's Gemma-3, as diffusers' ``enhance_prompt`` (text to video): diffusers'
+        ``T2V_DEFAULT_SYSTEM_PROMPT`` and sampling settings by default; the same ``seed`` gives the same result."""
+        arguments = dict(enable_prompt_enhancement=True, system_prompt=system_prompt,
+                         prompt_max_new_tokens=max_new_tokens, prompt_enhancement_kwargs=generation_kwargs,
+                         prompt_enhancement_seed=seed)
+        text = TextPlan(check_prompts(prompt), None, None, None, DEFAULT_MAX_SEQUENCE_LENGTH, False)
+        has_text_encoder = self.text_encoder is not None and self.tokenizer is not None
+        text = with_enhancement(text, arguments, has_text_encoder, has_image=False)
+        return enhance_prompts(self.text_encoder, self.tokenizer, text.prompts, text.enhancement,
+                               device or self._execution_device)
 
     # ------------------------------------------------------------------------------------------------------------
     # Call
@@ -315,6 +288,7 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
         image: Any = None,  # noqa: ANN401
+        conditions: Any = None,  # noqa: ANN401
         audio: Any = None,  # noqa: ANN401
         audio_sample_rate: int | None = None,
         video: Any = None,  # noqa: ANN401
@@ -323,18 +297,22 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
+        min_seconds: float = 1.0,
+        max_seconds: float = 20.0,
         frame_rate: float | None = None,
+        motion_speed: float = 1.0,
         num_inference_steps: int | None = None,
         sigmas: Sequence[float] | None = None,
+        timesteps: Sequence[float] | None = None,
         guidance_scale: float | None = None,
-        audio_guidance_scale: float | None = None,
-        modality_scale: float | None = None,
-        audio_modality_scale: float | None = None,
         stg_scale: float | None = None,
-        audio_stg_scale: float | None = None,
+        modality_scale: float | None = None,
         guidance_rescale: float | None = None,
+        audio_guidance_scale: float | None = None,
+        audio_stg_scale: float | None = None,
+        audio_modality_scale: float | None = None,
         audio_guidance_rescale: float | None = None,
-        stg_blocks: Sequence[int] | None = None,
+        spatio_temporal_guidance_blocks: Sequence[int] | None = None,
         audio_stg_blocks: Sequence[int] | None = None,
         upsample: bool = False,
         stage_2_sigmas: Sequence[float] = STAGE_2_DISTILLED_SIGMAS,
@@ -342,60 +320,80 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
         stage_2_adapters: str | Sequence[str] | None = None,
         stage_2_guidance: bool = False,
         refine_tiling: TokenTiling | bool | None = None,
+        noise_scale: float | None = None,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         audio_latents: torch.Tensor | None = None,
-        noise_scale: float | None = None,
-        prompt_embeds: LTX2TextEmbeddings | None = None,
-        negative_prompt_embeds: LTX2TextEmbeddings | None = None,
-        max_sequence_length: int = 1024,
+        prompt_embeds: LTX2TextEmbeddings | torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_embeds: LTX2TextEmbeddings | torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        decode_timestep: float | list[float] | None = None,
+        decode_noise_scale: float | list[float] | None = None,
+        use_cross_timestep: bool = True,
+        system_prompt: str | None = None,
+        enable_prompt_enhancement: bool = False,
+        prompt_max_new_tokens: int | None = None,
+        prompt_enhancement_kwargs: dict[str, Any] | None = None,
+        prompt_enhancement_seed: int = 10,
         image_crf: int | None = None,
         batch_guidance: bool = True,
         decode_tiling: VideoTiling | bool | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        max_sequence_length: int = 1024,
     ) -> LTX2PipelineOutput | tuple:
-        r"""Generates video and audio.
-
-        Every argument is checked before any model runs (see :meth:`plan`); a mistake raises a ``ValueError`` that
-        says what to pass instead.
+        r"""Generates video and audio. Takes the arguments of diffusers' ``LTX2Pipeline``,
+        ``LTX2ImageToVideoPipeline`` and ``LTX2ConditionPipeline`` with their meaning, and more (held audio / video,
+        retake, multi-scale, tiling). Every argument is checked before any model runs (see :meth:`plan`); a mistake
+        raises a ``ValueError`` that says what to pass instead.
 
         Args:
             prompt: text prompt(s); or pass ``prompt_embeds``.
             negative_prompt: used by text guidance; default: the reference's negative prompt.
-            image: condition images: an image (frame 0), an :class:`ImageCondition`, an ``(image, frame_index[,
-                strength])`` tuple or a list of those. Frame 0 replaces the first latent frame; other frames are
-                appended as keyframe tokens and removed after denoising.
+            image: the frame-0 image (I2V): a file path, PIL image, array or tensor; a list (or a 4-D batch) gives
+                one image per prompt.
+            conditions: images or clips at any frame: :class:`ImageCondition` (pixel ``frame_index``), ``(image,
+                frame_index[, strength])`` tuples or diffusers' ``LTX2VideoCondition`` (latent ``index``), or a list.
+                Frame 0 replaces the first latent frame(s); others are appended as keyframe tokens and removed after
+                denoising.
             audio: audio to hold (audio-to-video): a file path, ``(waveform, sample_rate)``, or a waveform ``[N]`` /
                 ``[channels, N]`` with ``audio_sample_rate``. It is trimmed to the clip; tokens past the end of a
                 shorter clip are generated. The returned audio is the input (resampled to the vocoder's rate,
                 trimmed or zero-padded to the clip) when all of it is held.
             audio_sample_rate: rate of a waveform passed as ``audio``.
             video: video to hold (video-to-audio): a file path, a list of PIL images or frames (``[F, H, W, 3]``
-                uint8 / floats in [0, 1], or ``[F, 3, H, W]`` floats) at the requested size, ``F = 8k+1`` and at
-                most ``num_frames`` (fewer: the clip is extended). Returned as given when all of it is held.
+                uint8 / floats in [0, 1], or ``[F, 3, H, W]`` floats). Resized to cover ``height x width`` and
+                centre-cropped, trimmed to ``8k+1`` frames and at most ``num_frames`` (fewer: the clip is extended).
+                Returned as given when all of it is held.
             retake_window: ``(start, end)`` seconds of the given ``video`` / ``audio`` to regenerate; everything
                 outside is held. Streams not given are generated whole.
             retake_modalities: which given streams the window applies to (the others are held whole).
-            height / width: multiples of 32 (64 with ``upsample``); default: the ``video``'s size, else 512 x 768.
-            num_frames: ``8k+1``; default: the ``video``'s frame count, else 121.
-            frame_rate: frames per second (sets the RoPE time axis and the audio length); default: the video
-                file's rate, else 24.
+            height / width: multiples of 32 (64 with ``upsample``); default: the ``video``'s size, else that of 5-D
+                ``latents``, else 512 x 768.
+            num_frames: ``8k+1``; default: the ``video``'s frame count (trimmed to ``8k+1``), else that of 5-D
+                ``latents``, else 121.
+            min_seconds / max_seconds: the duration head's bounds in diffusers (LTX-2.5 only); checked, unused.
+            frame_rate: frames per second of playback (sets the audio length); default: the video file's rate,
+                else 24.
+            motion_speed: the video positions use ``frame_rate / motion_speed`` (below 1: slow motion).
             num_inference_steps: steps of the LTX-2 schedule (default: the reference's, 40 for LTX-2.0 and 30 for
                 2.3); or ``sigmas``: the steps' σ without the final 0, used exactly as given (e.g.
-                ``DISTILLED_SIGMAS``).
+                ``DISTILLED_SIGMAS``); or ``timesteps``: the same as σ · ``num_train_timesteps``.
             guidance_scale / modality_scale / stg_scale / guidance_rescale: video guidance (CFG, modality,
                 STG, rescale); ``None`` takes the reference's 3 / 3 / 1 / 0.7.
             audio_guidance_scale / audio_modality_scale / audio_stg_scale / audio_guidance_rescale: audio guidance;
                 ``None`` takes the reference's 7 / 3 / 1 / 0.7. Any value given is used as given (0 is off, never a
                 fallback to the video value). A stream held whole (``audio=`` or ``video=`` without a window) has
                 its guidance off unless values are given, and sees its own prompt in the negative pass, as in the
-                reference's audio-to-video pipeline.
-            stg_blocks / audio_stg_blocks: blocks STG perturbs (default: the reference's block, 29 of 48 for
-                LTX-2.0 and 28 for 2.3; audio: the video list).
+                reference's audio-to-video pipeline. Callbacks may change them between steps through the
+                pipeline's attributes (``pipe._guidance_scale = 1.0`` stops the negative-prompt pass).
+            spatio_temporal_guidance_blocks / audio_stg_blocks: blocks STG perturbs (default: the reference's
+                block, 29 of 48 for LTX-2.0 and 28 for 2.3; audio: the video list).
             upsample: multi-scale: generate at half ``height`` x ``width``, upsample the latent x2 with
                 ``latent_upsampler``, re-noise both streams to ``stage_2_sigmas[0]`` and refine at full size.
             stage_2_sigmas: the refinement's σ list (default: the distilled 0.909375, 0.725, 0.421875).
@@ -408,54 +406,83 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
                 :class:`TokenTiling`: also the single stage of a call without ``upsample`` (meant for refining given
                 ``latents`` with ``noise_scale``; tiling a generation from pure noise loses global coherence);
                 ``False``: never.
+            noise_scale: ``None`` (or 0): given latents are the starting sample as they are; a value ``s``: they
+                are clean and re-noised to ``s·ε + (1 - s)·latents`` (refinement).
             num_videos_per_prompt: videos per prompt.
             generator: a generator or one per video (``B · num_videos_per_prompt``).
-            latents / audio_latents: packed normalised latents ``[B, tokens, C]`` to start from (what
-                ``output_type="latent"`` returns; stage-1 size with ``upsample``); frame-0 images still condition
-                them.
-            noise_scale: ``None``: given latents are the starting sample as they are; a value ``s``: they are clean
-                and re-noised to ``s·ε + (1 - s)·latents`` (refinement).
-            prompt_embeds / negative_prompt_embeds: :class:`LTX2TextEmbeddings` from :meth:`encode_prompt`.
-            max_sequence_length: text length (multiple of the connectors' register count).
+            latents / audio_latents: latents to start from (stage-1 size with ``upsample``), either what
+                ``output_type="latent"`` returns (diffusers' layout: VAE-space ``[B, C, F', H', W']`` video and
+                ``[B, C, L, M]`` audio) or the packed normalised tokens callbacks see (``[B, tokens, C]``); frame-0
+                images still condition them.
+            prompt_embeds / negative_prompt_embeds: :class:`LTX2TextEmbeddings` from :meth:`encode_prompt`, or
+                diffusers' packed text-encoder features ``[B, T, D·(L+1)]`` with ``prompt_attention_mask`` /
+                ``negative_prompt_attention_mask`` ``[B, T]``.
+            decode_timestep / decode_noise_scale: decode timestep and noise of a timestep-conditioned VAE decoder
+                (one value, or one per video; noise defaults to the timestep); ``None``: the VAE's reference decode.
+            use_cross_timestep: each stream's audio<->video modulation uses the other stream's σ (the reference);
+                ``False`` (diffusers' legacy) needs a transformer that supports it.
+            system_prompt / enable_prompt_enhancement / prompt_max_new_tokens / prompt_enhancement_kwargs /
+                prompt_enhancement_seed: rewrite the prompts with the pipeline's Gemma-3 first (diffusers' system
+                prompt and sampling by default; the same seed gives the same prompt). See :meth:`enhance_prompt`.
             image_crf: H.264 CRF applied to condition images (default: the reference's 33; 0 = off).
             batch_guidance: run the conditional and negative-prompt passes as one batch (faster; ``False`` uses less
                 memory).
             decode_tiling: VAE tiling for the decode (see :meth:`decode_video`); default: the VAE's setting, and
                 automatic tiling above 121 frames at 720p.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
-            return_dict: return an :class:`LTX2PipelineOutput` instead of a tuple.
+            return_dict: return an :class:`LTX2PipelineOutput` instead of the tuple ``(frames, audio)``.
+            attention_kwargs: ``{"scale": s}`` scales the active LoRA adapters for the call.
             callback_on_step_end: ``callback(pipe, step, timestep, tensors) -> dict``; may read and replace
                 ``latents`` and ``audio_latents`` (packed, normalised; same shape, dtype and device, finite) and the
-                prompt embeddings. Steps count on across stages; ``pipe.stage`` tells which stage runs.
+                prompt embeddings. Steps count on across stages (``pipe.num_timesteps`` in all); ``pipe.stage``
+                tells which stage runs.
             callback_on_step_end_tensor_inputs: names passed to the callback.
+            max_sequence_length: text length (multiple of the connectors' register count).
         """
         plan = plan_generation(self.facts(), {name: value for name, value in locals().items() if name != "self"})
         device, dtype = self._execution_device, self.transformer.dtype
-        self._interrupt, self._step = False, 0
-        texts = self._encode_text(plan, device, dtype)
+        per_token = bool(plan.conditions) or plan.video_source is not None or plan.audio_source is not None
+        options = {id(t): transformer_options(t, plan.use_cross_timestep, plan.attention_kwargs, per_token)
+                   for t in {stage.transformer or self.transformer for stage in plan.stages}}
+        self._set_guidance_attributes(plan.video.guidance, plan.audio.guidance)
+        self._attention_kwargs, self._num_timesteps = plan.attention_kwargs, sum(s.num_steps for s in plan.stages)
+        self._interrupt, self._step, self._current_timestep = False, 0, None
+        prompts = plan.text.prompts
+        if plan.text.enhancement is not None:
+            prompts = enhance_prompts(self.text_encoder, self.tokenizer, prompts, plan.text.enhancement, device)
+        texts = self._encode_text(plan, prompts, device, dtype)
         sources = self._encode_sources(plan, device)
+        given = self._given_latents(plan)
         previous = None
         for stage in plan.stages:
             if self._interrupt:
                 break
             self._stage = stage.index
-            video, audio = self._start_stage(plan, stage, sources, texts, previous, device, dtype)
-            video, audio = self._run_stage(plan, stage, video, audio, texts)
+            video, audio = self._start_stage(plan, stage, sources, texts, given, previous, device, dtype)
+            video, audio = self._run_stage(plan, stage, video, audio, texts, options)
             previous = (stage, video, audio)
         output = self._output(plan, *previous[1:], previous[0].shape)
-        self._stage = 0
+        self._stage, self._current_timestep = 0, None
         self.maybe_free_model_hooks()
-        return output if plan.return_dict else (output.frames, output.audio, output.sample_rate)
+        return output if plan.return_dict else (output.frames, output.audio)
 
     # ------------------------------------------------------------------------------------------------------------
     # The phases of a call
     # ------------------------------------------------------------------------------------------------------------
 
-    def _encode_text(self, plan: GenerationPlan, device: torch.device, dtype: torch.dtype
+    def _encode_text(self, plan: GenerationPlan, prompts: list[str] | None, device: torch.device, dtype: torch.dtype
                      ) -> tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None]:
+        """Both prompts' embeddings; diffusers' feature tensors go through the connectors first."""
         t = plan.text
-        return self.encode_prompt(t.prompts, t.negative_prompts, t.needs_negative, plan.num_videos_per_prompt,
-                                  t.prompt_embeds, t.negative_prompt_embeds, t.max_sequence_length, device, dtype)
+        given = [self._connect(e) if isinstance(e, TextFeatures) else e
+                 for e in (t.prompt_embeds, t.negative_prompt_embeds)]
+        return self.encode_prompt(prompts, t.negative_prompts, t.needs_negative, plan.num_videos_per_prompt,
+                                  *given, t.max_sequence_length, device, dtype)
+
+    def _connect(self, given: TextFeatures) -> LTX2TextEmbeddings:
+        """diffusers' packed text-encoder features ``[B, T, D·(L+1)]`` and mask -> the connectors' embeddings."""
+        device = self.connectors.device
+        return self.connectors(given.features.to(device), given.attention_mask.to(device))
 
     def _encode_sources(self, plan: GenerationPlan, device: torch.device) -> EncodedSources:
         shape, video, audio = plan.stages[0].shape, None, None
@@ -474,21 +501,22 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
     def _start_stage(
         self, plan: GenerationPlan, stage: Stage, sources: EncodedSources,
         texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
+        given: tuple[torch.Tensor | None, torch.Tensor | None],
         previous: tuple[Stage, StreamInputs, StreamInputs] | None, device: torch.device, dtype: torch.dtype,
     ) -> tuple[StreamInputs, StreamInputs]:
         """Both streams' starting state: the call's latents (or noise), or the previous stage's result upsampled x2
         and re-noised to ``stage.renoise``. Video noise is drawn before audio noise, from the same generator."""
         if previous is None:
-            video_base, audio_base, noise_scale = plan.latents, plan.audio_latents, plan.noise_scale
+            (video_base, audio_base), noise_scale = given, plan.noise_scale
         else:
             last, video, audio = previous
             video_base = self.upsample_video_latents(video.latents[:, : last.shape.num_tokens], last.shape)
             audio_base, noise_scale = audio.latents, stage.renoise
         shape, batch = stage.shape, plan.batch
-        coords = self.transformer.video_coordinates(shape.frames, shape.height, shape.width, plan.frame_rate, batch,
-                                                    dtype, device)
+        fps = plan.conditioning_frame_rate
+        coords = self.transformer.video_coordinates(shape.frames, shape.height, shape.width, fps, batch, dtype, device)
         keyframes = partial(keyframe_coordinates, latent_height=shape.height, latent_width=shape.width,
-                            fps=plan.frame_rate, batch_size=batch, spatial_scale=self.spatial_compression,
+                            fps=fps, batch_size=batch, spatial_scale=self.spatial_compression,
                             temporal_scale=self.temporal_compression)
         video_point = video_starting_point(shape, batch, coords, video_base, sources.video,
                                            sources.conditions[stage.index], keyframes, dtype, device)
@@ -504,24 +532,33 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
 
     def _run_stage(
         self, plan: GenerationPlan, stage: Stage, video: StreamInputs, audio: StreamInputs,
-        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
+        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None], options: dict[int, dict[str, Any]],
     ) -> tuple[StreamInputs, StreamInputs]:
-        """The stage's steps: :func:`denoise_step` with the plain or tiled predictor, then the callback."""
-        transformer = stage.transformer or self.transformer
+        """The stage's steps: :func:`denoise_step` with the plain or tiled predictor, then the callback. A stage
+        that runs the call's guidance reads it from the pipeline's attributes before every step (callbacks may
+        change them)."""
+        model = stage.transformer or self.transformer
+        extra = options[id(model)]
+        transformer = TransformerWithOptions(model, extra) if extra else model
+        fps = plan.conditioning_frame_rate
         if stage.tiles is None:
-            predict = partial(predict_x0, transformer, fps=plan.frame_rate, batch_passes=plan.batch_guidance)
+            predict = partial(predict_x0, transformer, fps=fps, batch_passes=plan.batch_guidance)
         else:
             layouts = tile_layouts(list(stage.tiles), tuple(stage.shape[:3]), video.latents.shape[1],
                                    video.latents.device)
-            predict = partial(predict_x0_tiled, transformer, fps=plan.frame_rate, layouts=layouts,
+            predict = partial(predict_x0_tiled, transformer, fps=fps, layouts=layouts,
                               batch_passes=plan.batch_guidance)
         sigmas = torch.tensor(stage.sigmas, dtype=torch.float32, device=video.latents.device)
         timesteps = sigmas[:-1] * self.scheduler.config.num_train_timesteps
         muted = muted_adapters(self.transformer, stage.muted_adapters) if stage.muted_adapters else nullcontext()
-        with self._progress(stage) as progress_bar, muted:
+        scaled = lora_scale(model, plan.attention_kwargs, "attention_kwargs" in extra)
+        with self._progress(stage) as progress_bar, muted, scaled:
             for i in range(stage.num_steps):
                 if self._interrupt:
                     continue
+                if stage.call_guidance:
+                    video, audio = follow_guidance(video, audio, *self._attribute_guidance())
+                self._current_timestep = timesteps[i]
                 video, audio = denoise_step(predict, video, audio, sigmas[i], sigmas[i + 1])
                 if plan.callback is not None:
                     video, audio, texts = self._callback(plan, timesteps[i], video, audio, texts)
@@ -560,30 +597,6 @@ class LTX2AudioVideoPipeline(DiffusionPipeline, LTX2LoraLoaderMixin):
             video = _with_text(video, video.guidance, video.stg_blocks, plan.video.own_negative, texts, "video_embeds")
             audio = _with_text(audio, audio.guidance, audio.stg_blocks, plan.audio.own_negative, texts, "audio_embeds")
         return video, audio, texts
-
-    def _output(self, plan: GenerationPlan, video: StreamInputs, audio: StreamInputs, shape: VideoLatentShape
-                ) -> LTX2PipelineOutput:
-        """Decodes both streams at ``shape`` (appended keyframe tokens dropped; held sources come back as given)."""
-        tokens = video.latents[:, : shape.num_tokens]
-        if plan.output_type == "latent":
-            return LTX2PipelineOutput(frames=tokens, audio=audio.latents, sample_rate=None,
-                                      frame_rate=plan.frame_rate)
-        if plan.video.held:
-            pixels = plan.video_source.media.permute(1, 0, 2, 3).unsqueeze(0).expand(plan.batch, -1, -1, -1, -1)
-        else:
-            pixels = self.decode_video(tokens, shape, plan.generator, plan.decode_tiling)
-        frames = self.video_processor.postprocess_video(pixels, output_type=plan.output_type)
-        rate = self.vocoder.config.output_sampling_rate
-        if plan.audio.held:  # the given clip at the vocoder's rate (48 kHz for LTX-2.3), trimmed to the video
-            source = plan.audio_source
-            clip = fit_waveform(resample(source.media, source.rate, rate), plan.audio_samples)
-            waveform = clip.unsqueeze(0).expand(plan.batch, -1, -1).contiguous()
-        else:
-            waveform = self.decode_audio(audio.latents).float()
-        if plan.output_type == "np":
-            waveform = waveform.cpu().numpy().astype(np.float32)
-        return LTX2PipelineOutput(frames=frames, audio=waveform, sample_rate=rate, frame_rate=plan.frame_rate)
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers

@@ -19,7 +19,6 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
 
 from ..models.audio_processing import audio_latent_length, latents_for_mel_frames, mel_frames_for_samples
-from ..models.text_connectors_ltx2 import LTX2TextEmbeddings
 from ..models.tiling import VideoTiling
 from .arguments import (
     as_bool,
@@ -30,17 +29,25 @@ from .arguments import (
     as_int,
     as_sigmas,
     check_finite,
-    check_tensor,
+)
+from .call_inputs import (
+    attention_options,
+    check_duration_bounds,
+    frame_zero_images,
+    given_audio_latents,
+    given_latents,
+    given_sigmas,
+    latent_sizes,
+    per_video_values,
 )
 from .compatibility import check_fit
-from .conditioning import ImageCondition, as_conditions
-from .defaults import DEFAULT_NEGATIVE_PROMPT
+from .conditioning import ImageCondition, as_conditions, condition_latent_frames
 from .guidance import GuidanceParams, passes_needed
 from .latents import VideoLatentShape, check_video_size
-from .media import audio_waveform, check_time_window, video_pixels
+from .media import audio_waveform, check_time_window, fit_video, video_pixels
 from .memory import MemoryEstimate, check_memory, decode_bytes, denoise_bytes
 from .model_facts import PipelineFacts, TransformerFacts
-from .text_encoding import check_max_sequence_length, check_prompts
+from .text_plan import TextPlan, text_plan, with_enhancement, with_negative
 from .token_tiling import TokenTile, TokenTiling, plan_token_tiles
 
 logger = logging.get_logger(__name__)
@@ -90,6 +97,8 @@ class Stage:
         transformer: the transformer of this stage (``None``: the pipeline's).
         muted_adapters: LoRA adapters that contribute nothing in this stage.
         renoise: re-noise the previous stage's result (after x2 upsampling) to this σ before the stage.
+        call_guidance: the stage runs the call's guidance, so it follows what callbacks set on the pipeline
+            (``pipe._guidance_scale`` ...); ``False`` for the unguided refinement of ``upsample=True``.
     """
 
     index: int
@@ -101,6 +110,7 @@ class Stage:
     transformer: torch.nn.Module | None = None
     muted_adapters: tuple[str, ...] = ()
     renoise: float | None = None
+    call_guidance: bool = True
 
     @property
     def passes(self) -> tuple[str, ...]:
@@ -110,18 +120,6 @@ class Stage:
     @property
     def num_steps(self) -> int:
         return len(self.sigmas) - 1
-
-
-@dataclass(frozen=True)
-class TextPlan:
-    """Prompts (or given embeddings) and whether the negative prompt must be encoded."""
-
-    prompts: list[str] | None
-    negative_prompts: list[str] | None
-    prompt_embeds: LTX2TextEmbeddings | None
-    negative_prompt_embeds: LTX2TextEmbeddings | None
-    max_sequence_length: int
-    needs_negative: bool
 
 
 @dataclass(frozen=True)
@@ -136,14 +134,21 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class GenerationPlan:
-    """A validated call: sizes, streams, stages and the inputs each phase uses. ``audio_samples`` is the length of
-    each returned waveform at the vocoder's rate: the decoded length (mel frames x the vocoder's samples per frame)
-    when audio is generated, the clip's duration when a given audio is returned whole."""
+    """A validated call: sizes, streams, stages and the inputs each phase uses.
+
+    ``frame_rate`` is the playback rate (audio length, time windows); ``conditioning_frame_rate`` the rate the
+    video positions are built with (``frame_rate / motion_speed``). ``latents`` / ``audio_latents`` are as given:
+    packed normalised tokens (3-D) or diffusers' unpacked VAE-space latents (5-D video, 4-D audio).
+    ``audio_samples`` is the length of each returned waveform at the vocoder's rate: the decoded length (mel frames
+    x the vocoder's samples per frame) when audio is generated, the clip's duration when a given audio is returned
+    whole.
+    """
 
     num_frames: int
     height: int
     width: int
     frame_rate: float
+    conditioning_frame_rate: float
     batch: int
     num_videos_per_prompt: int
     audio_tokens: int
@@ -167,6 +172,10 @@ class GenerationPlan:
     callback: Callable | None
     callback_tensor_inputs: tuple[str, ...]
     memory: MemoryEstimate
+    decode_timestep: tuple[float, ...] | None = None
+    decode_noise_scale: tuple[float, ...] | None = None
+    use_cross_timestep: bool = True
+    attention_kwargs: dict[str, Any] | None = None
 
     @property
     def final_shape(self) -> VideoLatentShape:
@@ -186,21 +195,32 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     a = dict(arguments)
     output_type = as_choice(a["output_type"], "output_type", OUTPUT_TYPES)
     num_videos = as_int(a["num_videos_per_prompt"], "num_videos_per_prompt", minimum=1)
-    text = _text_plan(facts, a)
-    num_prompts = len(text.prompts) if text.prompts is not None else text.prompt_embeds.video_embeds.shape[0]
+    text = text_plan(a, facts.has_text_encoder, facts.register_multiple)
+    num_prompts = text.num_prompts
     batch = num_prompts * num_videos
+    upsample = as_bool(a["upsample"], "upsample")
+    check_duration_bounds(a["min_seconds"], a["max_seconds"])
 
-    # sources and sizes
+    # sources and sizes (given values, else the video's, else 5-D latents', else the defaults)
     video_source, source_fps = _read_video(a["video"])
     audio_source = _read_audio(a["audio"], a["audio_sample_rate"])
-    num_frames = as_int(_first(a["num_frames"], None if video_source is None else video_source.shape[0], 121),
-                        "num_frames", minimum=1)
-    height = as_int(_first(a["height"], None if video_source is None else video_source.shape[2], 512), "height",
-                    minimum=1)
-    width = as_int(_first(a["width"], None if video_source is None else video_source.shape[3], 768), "width",
-                   minimum=1)
+    from_latents = latent_sizes(a["latents"], facts, upsample)
+    from_video = (None,) * 3 if video_source is None else (
+        (video_source.shape[0] - 1) // facts.temporal_compression * facts.temporal_compression + 1,
+        *video_source.shape[2:])
+    given = {name: a[name] for name in ("num_frames", "height", "width")}
+    if from_latents[0] is not None:  # 5-D latents fix the grid, as in diffusers (which infers it silently)
+        for (name, value), inferred in zip(given.items(), from_latents):
+            if value is not None and value != inferred:
+                logger.warning("%s=%s does not match the given 5-D latents: using their %s=%d.", name, value, name,
+                               inferred)
+        given = dict(zip(given, from_latents))
+    num_frames = as_int(_first(given["num_frames"], from_video[0], 121), "num_frames", minimum=1)
+    height = as_int(_first(given["height"], from_video[1], 512), "height", minimum=1)
+    width = as_int(_first(given["width"], from_video[2], 768), "width", minimum=1)
     frame_rate = as_float(_first(a["frame_rate"], source_fps, 24.0), "frame_rate", minimum=0.0,
                           exclusive_minimum=True)
+    motion_speed = as_float(a["motion_speed"], "motion_speed", minimum=0.0, exclusive_minimum=True)
     check_video_size(num_frames, height, width, facts.temporal_compression, facts.spatial_compression)
     audio_tokens = audio_latent_length(num_frames, frame_rate, sample_rate=facts.audio_sample_rate,
                                        hop_length=facts.audio_hop_length, temporal_compression=facts.audio_compression)
@@ -210,9 +230,10 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     duration = num_frames / frame_rate
 
     # what is held, retaken or generated
+    if video_source is not None:
+        video_source = _fit_video_source(video_source, num_frames, height, width, facts.temporal_compression)
     window = _retake_window(a, video_source, audio_source, duration)
     retaken = set() if window is None else window[1]
-    _check_video_source(video_source, num_frames, height, width, facts.temporal_compression)
     video_held = video_source is not None and "video" not in retaken and video_source.shape[0] == num_frames
     audio_plan = None
     if audio_source is not None:
@@ -238,17 +259,19 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     needs_negative = video.guidance.uses_uncond or audio.guidance.uses_uncond
     video = _with_own_negative(video, needs_negative)
     audio = _with_own_negative(audio, needs_negative)
-    text = _with_negative(text, needs_negative, num_prompts)
+    text = with_negative(text, needs_negative)
 
-    # stages
-    upsample = as_bool(a["upsample"], "upsample")
-    conditions = tuple(as_conditions(a["image"], num_frames))
+    # conditions and stages
+    conditions = frame_zero_images(a["image"], num_prompts, num_videos) + tuple(
+        as_conditions(a["conditions"], num_frames, facts.temporal_compression, "conditions"))
+    if sum(c.frame_index == 0 for c in conditions) > 1:
+        raise ValueError("`image` and a condition both condition frame 0: pass one of them.")
+    text = with_enhancement(text, a, facts.has_text_encoder, any(c.frame_index == 0 for c in conditions))
     stages = _stages(facts, a, upsample, num_frames, height, width, video, audio, video_plan is not None,
                      window is not None)
     first = stages[0].shape
-    latents = _given_latents(a["latents"], "latents", batch, first.num_tokens, first.channels)
-    audio_latents = _given_latents(a["audio_latents"], "audio_latents", batch, audio_tokens,
-                                   facts.transformer.audio_in_channels)
+    latents = given_latents(a["latents"], "latents", batch, first)
+    audio_latents = given_audio_latents(a["audio_latents"], batch, audio_tokens, facts.transformer.audio_in_channels)
     noise_scale = None if a["noise_scale"] is None else as_float(a["noise_scale"], "noise_scale", 0.0, 1.0)
 
     image_crf = facts.defaults.image_crf if a["image_crf"] is None else as_int(a["image_crf"], "image_crf", 0, 51)
@@ -256,69 +279,28 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
                                           facts.temporal_compression, num_frames, height, width)
     callback, tensor_inputs = _callback(a["callback_on_step_end"], a["callback_on_step_end_tensor_inputs"])
     batch_guidance = as_bool(a["batch_guidance"], "batch_guidance")
-    memory = _estimate(facts, stages, batch, audio_tokens, len([c for c in conditions if c.frame_index]),
-                       batch_guidance, decode_tiling, (num_frames, height, width),
-                       output_type == "latent" or video_held)
+    keyframes = sum(condition_latent_frames(c, facts.temporal_compression) for c in conditions if c.frame_index)
+    memory = _estimate(facts, stages, batch, audio_tokens, keyframes, batch_guidance, decode_tiling,
+                       (num_frames, height, width), output_type == "latent" or video_held)
     check_memory(memory, facts.memory_bytes, f"{batch} video(s) of {num_frames} frames at {height}x{width}")
     return GenerationPlan(
-        num_frames=num_frames, height=height, width=width, frame_rate=frame_rate, batch=batch,
+        num_frames=num_frames, height=height, width=width, frame_rate=frame_rate,
+        conditioning_frame_rate=frame_rate / motion_speed, batch=batch,
         num_videos_per_prompt=num_videos, audio_tokens=audio_tokens, audio_samples=audio_samples, video=video,
         audio=audio, stages=stages, text=text, conditions=conditions, video_source=video_plan,
         audio_source=audio_plan, latents=latents,
         audio_latents=audio_latents, noise_scale=noise_scale, generator=as_generators(a["generator"], batch),
         image_crf=image_crf, batch_guidance=batch_guidance, decode_tiling=decode_tiling, output_type=output_type,
         return_dict=as_bool(a["return_dict"], "return_dict"), callback=callback, callback_tensor_inputs=tensor_inputs,
-        memory=memory,
+        memory=memory, decode_timestep=per_video_values(a["decode_timestep"], "decode_timestep", batch),
+        decode_noise_scale=per_video_values(a["decode_noise_scale"], "decode_noise_scale", batch),
+        use_cross_timestep=as_bool(a["use_cross_timestep"], "use_cross_timestep"),
+        attention_kwargs=attention_options(a["attention_kwargs"]),
     )
 
 
 def _first(*values: Any) -> Any:  # noqa: ANN401
     return next(v for v in values if v is not None)
-
-
-# -- text ----------------------------------------------------------------------------------------------------------
-
-
-def _text_plan(facts: PipelineFacts, a: dict[str, Any]) -> TextPlan:
-    prompt, embeds, negative_embeds = a["prompt"], a["prompt_embeds"], a["negative_prompt_embeds"]
-    if (prompt is None) == (embeds is None):
-        raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
-    prompts = None
-    if prompt is not None:
-        prompts = check_prompts(prompt)
-        if not facts.has_text_encoder:
-            raise ValueError("This pipeline has no text encoder/tokenizer: pass `prompt_embeds` (from "
-                             "pipe.encode_prompt with a text encoder attached) instead of `prompt`.")
-    embeds = _check_embeds(embeds, "prompt_embeds")
-    negative_embeds = _check_embeds(negative_embeds, "negative_prompt_embeds")
-    length = check_max_sequence_length(as_int(a["max_sequence_length"], "max_sequence_length", minimum=1),
-                                       facts.register_multiple)
-    negative = a["negative_prompt"]
-    negatives = None if negative is None else check_prompts(negative, "negative_prompt")
-    return TextPlan(prompts, negatives, embeds, negative_embeds, length, needs_negative=False)
-
-
-def _check_embeds(embeds: Any, name: str) -> LTX2TextEmbeddings | None:  # noqa: ANN401
-    if embeds is None:
-        return None
-    if not isinstance(embeds, LTX2TextEmbeddings):
-        raise ValueError(f"`{name}` must be the LTX2TextEmbeddings that `encode_prompt` returns, got "
-                         f"{type(embeds).__name__}.")
-    for field, tensor in zip(("video_embeds", "audio_embeds"), embeds[:2]):
-        check_tensor(tensor, f"{name}.{field}", (None, None, None))
-    return embeds
-
-
-def _with_negative(text: TextPlan, needed: bool, num_prompts: int) -> TextPlan:
-    negatives = text.negative_prompts
-    if needed and text.negative_prompt_embeds is None:
-        negatives = negatives or [DEFAULT_NEGATIVE_PROMPT]
-        negatives = negatives * num_prompts if len(negatives) == 1 else negatives
-        if len(negatives) != num_prompts:
-            raise ValueError(f"negative_prompt has {len(negatives)} entries but there are {num_prompts} prompts: pass "
-                             f"one negative prompt, or one per prompt.")
-    return TextPlan(text.prompts, negatives if needed else None, text.prompt_embeds,
-                    text.negative_prompt_embeds if needed else None, text.max_sequence_length, needed)
 
 
 # -- sources -------------------------------------------------------------------------------------------------------
@@ -352,16 +334,19 @@ def _retake_window(a: dict[str, Any], video: torch.Tensor | None, audio: Any, du
     return window, set(modalities)
 
 
-def _check_video_source(pixels: torch.Tensor | None, num_frames: int, height: int, width: int, temporal: int) -> None:
-    if pixels is None:
-        return
+def _fit_video_source(pixels: torch.Tensor, num_frames: int, height: int, width: int, temporal: int
+                      ) -> torch.Tensor:
+    """The given video fitted to the clip: resized to cover ``height x width`` and centre-cropped, at most
+    ``num_frames`` frames, trimmed to ``temporal·k + 1`` (fewer frames extend the clip)."""
     frames, _, h, w = pixels.shape
+    fitted = fit_video(pixels, num_frames, height, width, temporal)
     if (h, w) != (height, width):
-        raise ValueError(f"`video` is {h}x{w} (height x width) but the clip is {height}x{width}: resize the frames "
-                         f"first, or leave height/width unset to use the video's size.")
-    if (frames - 1) % temporal or frames > num_frames:
-        raise ValueError(f"`video` has {frames} frames: pass {temporal}k+1 frames, at most num_frames={num_frames} "
-                         f"(fewer frames extend the clip); e.g. trim to {(frames - 1) // temporal * temporal + 1}.")
+        logger.info("`video` is %dx%d (height x width): resized to cover %dx%d and centre-cropped.", h, w, height,
+                    width)
+    if fitted.shape[0] != frames:
+        logger.info("`video` has %d frames: using the first %d (%dk+1, at most num_frames=%d).", frames,
+                    fitted.shape[0], temporal, num_frames)
+    return fitted
 
 
 def audio_source_tokens(waveform: torch.Tensor, rate: float, facts: PipelineFacts) -> int:
@@ -395,13 +380,17 @@ def _stream_plan(
     for name in GUIDANCE_NAMES:
         given = a[prefix + name]
         values[name] = getattr(base, name) if given is None else as_float(given, prefix + name)
-    blocks_name = f"{prefix}stg_blocks"
+    blocks_name = "audio_stg_blocks" if prefix else "spatio_temporal_guidance_blocks"
     given_blocks = a[blocks_name]
     if given_blocks is None:
         blocks = fallback_blocks if fallback_blocks is not None else default_blocks
     else:
         blocks = as_index_list(given_blocks, blocks_name, num_layers)
-    return StreamPlan(held, GuidanceParams(**values), blocks)
+    guidance = GuidanceParams(**values)
+    if guidance.uses_perturbed and not blocks:
+        raise ValueError(f"{prefix}stg_scale={guidance.stg_scale:g} needs blocks to perturb, but `{blocks_name}` is "
+                         f"empty: pass block indices, or {prefix}stg_scale=0 to turn STG off.")
+    return StreamPlan(held, guidance, blocks)
 
 
 def _with_own_negative(stream: StreamPlan, needs_negative: bool) -> StreamPlan:
@@ -421,9 +410,8 @@ def _stages(
     tiling = _refine_tiling(a["refine_tiling"])
     stage_2_guidance = as_bool(a["stage_2_guidance"], "stage_2_guidance")
     adapters = _adapter_names(a["stage_2_adapters"])
-    sigmas = a["sigmas"]
+    sigmas = given_sigmas(a["sigmas"], a["timesteps"], facts.scheduler.config.num_train_timesteps)
     if sigmas is not None:
-        sigmas = as_sigmas(sigmas, "sigmas")
         steps = None
     else:
         steps = None if a["num_inference_steps"] is None else as_int(
@@ -466,7 +454,7 @@ def _stages(
     second = Stage(2, full, second_sigmas + (0.0,), video.guidance if stage_2_guidance else off,
                    audio.guidance if stage_2_guidance else off, _tiles(full, TokenTiling() if tiling in (None, True)
                                                                        else tiling or None),
-                   transformer=stage_2, renoise=second_sigmas[0])
+                   transformer=stage_2, renoise=second_sigmas[0], call_guidance=stage_2_guidance)
     return first, second
 
 
@@ -531,16 +519,6 @@ def _check_adapters(transformer: TransformerFacts, names: Sequence[str]) -> None
 
 
 # -- latents, decode, callbacks, memory ----------------------------------------------------------------------------
-
-
-def _given_latents(value: Any, name: str, batch: int, tokens: int, channels: int) -> torch.Tensor | None:  # noqa: ANN401
-    if value is None:
-        return None
-    if not isinstance(value, torch.Tensor) or value.shape != (batch, tokens, channels):
-        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"`{name}` must be packed, normalised float latents [{batch}, {tokens}, {channels}] (as "
-                         f"output_type='latent' returns them), got {shape}.")
-    return check_tensor(value, name)
 
 
 def resolve_decode_tiling(

@@ -11,7 +11,7 @@ import torch
 
 from ..models.autoencoder_ltx2_audio import LTX2AudioAutoencoder
 from ..models.autoencoder_ltx2_video import LTX2VideoAutoencoder
-from .conditioning import ImageCondition, preprocess_image
+from .conditioning import ImageCondition, PerSampleImages, preprocess_frames, preprocess_image
 from .latents import VideoLatentShape, pack_video_latents
 from .media import window_mask
 
@@ -31,11 +31,13 @@ class SourceTokens:
 
 @dataclass(frozen=True)
 class EncodedCondition:
-    """A condition image's packed latent ``[1, H'·W', C]`` at one stage's size, its pixel frame and strength."""
+    """A condition's packed latent ``[1 or B, F'·H'·W', C]`` at one stage's size (``F'`` latent frames: 1 for an
+    image), its pixel frame and strength."""
 
     tokens: torch.Tensor
     frame_index: int
     strength: float
+    latent_frames: int = 1
 
 
 def encode_pixels(vae: LTX2VideoAutoencoder, pixels: torch.Tensor) -> torch.Tensor:
@@ -47,14 +49,32 @@ def encode_conditions(
     vae: LTX2VideoAutoencoder, conditions: tuple[ImageCondition, ...], shape: VideoLatentShape, crf: int,
     device: torch.device,
 ) -> list[EncodedCondition]:
-    """Each condition image preprocessed (H.264 at ``crf``, resized and centre-cropped) to the size of ``shape``
-    and encoded as one latent frame."""
+    """Each condition preprocessed (images: H.264 at their ``crf`` or the call's, resized and centre-cropped; clips:
+    resized and cropped) to the size of ``shape`` and encoded; per-sample frame-0 images give ``[B, H'·W', C]``."""
     scale = vae.spatial_compression_ratio
     height, width = shape.height * scale, shape.width * scale
+
+    def encode_image(image: object, image_crf: int) -> torch.Tensor:
+        pixels = preprocess_image(image, height, width, image_crf).to(device).view(1, 3, 1, height, width)
+        return encode_pixels(vae, pixels)  # [1, H'·W', C]
+
     encoded = []
     for condition in conditions:
-        pixels = preprocess_image(condition.image, height, width, crf).to(device).view(1, 3, 1, height, width)
-        encoded.append(EncodedCondition(encode_pixels(vae, pixels), condition.frame_index, condition.strength))
+        image_crf = crf if condition.crf is None else condition.crf
+        image = condition.image
+        if isinstance(image, PerSampleImages):
+            distinct: dict[int, torch.Tensor] = {}  # one encode per distinct image object
+            for im in image.images:
+                if id(im) not in distinct:
+                    distinct[id(im)] = encode_image(im, image_crf)
+            tokens = torch.cat([distinct[id(im)] for im in image.images])  # [B, H'·W', C]
+        elif getattr(image, "ndim", 3) == 4:  # a clip [F, H, W, 3]
+            pixels = preprocess_frames(image, height, width).unsqueeze(0).to(device)  # [1, 3, F, h, w]
+            tokens = encode_pixels(vae, pixels)  # [1, F'·H'·W', C]
+        else:
+            tokens = encode_image(image, image_crf)
+        frames = tokens.shape[1] // (shape.height * shape.width)
+        encoded.append(EncodedCondition(tokens, condition.frame_index, condition.strength, frames))
     return encoded
 
 

@@ -46,12 +46,13 @@ def _clean_and_mask(
 def video_starting_point(
     shape: VideoLatentShape, batch: int, coords: torch.Tensor, base: torch.Tensor | None,
     source: SourceTokens | None, conditions: Sequence[EncodedCondition],
-    keyframe_coords: Callable[[int], torch.Tensor], dtype: torch.dtype, device: torch.device,
+    keyframe_coords: Callable[..., torch.Tensor], dtype: torch.dtype, device: torch.device,
 ) -> StartingPoint:
-    """Video tokens (the grid, then one appended latent frame per keyframe condition).
+    """Video tokens (the grid, then the appended latent frames of keyframe conditions).
 
-    Held ``source`` tokens start clean with mask 0; a condition at frame 0 then replaces the first latent frame's
-    tokens, any other adds ``H'·W'`` tokens at ``keyframe_coords(frame_index)`` ``[B, 3, H'·W', 2]``.
+    Held ``source`` tokens start clean with mask 0; a condition at frame 0 then replaces the first latent frames'
+    tokens, any other adds ``F'·H'·W'`` tokens at ``keyframe_coords(frame_index, latent_frames=F')``
+    ``[B, 3, F'·H'·W', 2]``. Condition tokens are ``[1, N, C]`` (shared) or ``[B, N, C]`` (one per video).
     """
     clean, mask = _clean_and_mask(batch, shape.num_tokens, shape.channels, base, source, dtype, device)
     extra_clean, extra_mask, extra_coords = [], [], []
@@ -63,7 +64,8 @@ def video_starting_point(
         else:
             extra_clean.append(tokens)
             extra_mask.append(torch.full(tokens.shape[:2], 1.0 - condition.strength, device=device))
-            extra_coords.append(keyframe_coords(condition.frame_index).to(device))
+            extra_coords.append(keyframe_coords(condition.frame_index, latent_frames=condition.latent_frames)
+                                .to(device))
     if extra_coords:  # float32 keyframe positions promote the (latent-dtype) grid ones, as in the reference
         coords = torch.cat([coords.float(), *extra_coords], dim=2)
     return StartingPoint(torch.cat([clean, *extra_clean], dim=1), torch.cat([mask, *extra_mask], dim=1), coords,
