@@ -206,8 +206,8 @@ def test_configs_with_wrong_types_or_values_are_named(copy):
 def test_a_missing_subfolder_or_an_unknown_class_is_named(copy):
     shutil.rmtree(copy / "vocoder")
     _load_fails(copy, "vocoder does not exist, but model_index.json lists it")
-    _edit_json(copy / "model_index.json", vocoder=["ltx2", "LTX2VocoderWithBWE"])
-    _load_fails(copy, r"the folder's vocoder is a ltx2.LTX2VocoderWithBWE, which this package cannot load")
+    _edit_json(copy / "model_index.json", vocoder=["ltx2", "LTX3Vocoder"])
+    _load_fails(copy, r"the folder's vocoder is a ltx2.LTX3Vocoder, which this package cannot load")
 
 
 def test_pickled_weights_are_never_opened_unless_asked_for(pipe, copy, monkeypatch):

@@ -129,7 +129,7 @@ def test_real_23_single_file_routes_and_maps_one_to_one():
 def test_tiny_23_file_converts_to_the_23_classes_bit_for_bit(tiny, converted, pipe):
     folder, _ = converted
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["vocoder"] == ["ltx2_diffusers.models.vocoder_bwe_ltx2", "LTX2VocoderWithBWE"]
+    assert index["vocoder"] == ["ltx2", "LTX2VocoderWithBWE"]  # what diffusers writes for it
     assert isinstance(pipe.vocoder, LTX2VocoderWithBWE) and pipe.vocoder.config.output_sampling_rate == 48000
     assert isinstance(pipe.latent_upsampler, LTX2LatentUpsampler)
     assert pipe.latent_upsampler.config.use_rational_resampler is False
