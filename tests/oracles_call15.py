@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ltx2_diffusers.benchmarks import diffusers_pipeline_from_folder
+from .oracles_pipeline import diffusers_pipeline_from_folder
 
 
 def pipelines_on_one_folder(folder: str) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
