@@ -16,6 +16,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput, apply_lora_scale
 from torch import nn
@@ -23,6 +24,7 @@ from torch import nn
 from .layers import AdaLayerNormSingle, modulate, text_projection
 from .rope import (
     ROPE_TYPES,
+    CoordinatePreparer,
     RotaryTable,
     audio_coordinates,
     rope_angles,
@@ -73,7 +75,7 @@ _UNSUPPORTED_FLAGS = {  # config flags of other LTX versions and the value LTX-2
 }
 
 
-class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin):
+class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin, CacheMixin):
     r"""LTX-2 dual-stream audio+video transformer.
 
     Loads diffusers-format LTX-2.0 and LTX-2.3 ``transformer/`` folders unchanged (same config keys and parameter
@@ -266,6 +268,13 @@ class LTX2AudioVideoTransformer(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             num_tokens, batch_size, sampling_rate=c.audio_sampling_rate, hop_length=c.audio_hop_length,
             downsample_factor=c.audio_scale_factor, causal_offset=c.causal_offset, device=device,
         )
+
+    @property
+    def rope(self) -> CoordinatePreparer:
+        """``prepare_video_coords`` / ``prepare_audio_coords``, where diffusers' LTX-2 pipelines look for them."""
+        return CoordinatePreparer(self)
+
+    audio_rope = rope
 
     def _rotary(
         self, coords: torch.Tensor, max_pos: tuple[float, ...], width: int, heads: int, dtype: torch.dtype
