@@ -108,7 +108,7 @@ def test_coordinate_entry_points_match_diffusers(twins):
 # ----------------------------------------------------------------------------------------------------------------
 
 GUIDED = dict(prompt="a cat plays the piano", negative_prompt="blurry", num_frames=9, height=64, width=96,
-              num_inference_steps=3, max_sequence_length=32, output_type="latent", guidance_scale=3.0, stg_scale=1.0,
+              num_inference_steps=2, max_sequence_length=32, output_type="latent", guidance_scale=3.0, stg_scale=1.0,
               modality_scale=3.0, guidance_rescale=0.7, audio_guidance_scale=7.0, spatio_temporal_guidance_blocks=[1])
 
 
@@ -136,20 +136,33 @@ def test_drop_in_for_diffusers_text_to_video(diffusers_pipe):
     assert _max_diff(out.audio, reference.audio) <= TOL
 
 
-@pytest.mark.parity
-@pytest.mark.parametrize("use_cross_timestep", [True, False])
-def test_drop_in_for_diffusers_image_to_video(diffusers_pipe, use_cross_timestep):
-    """Per-token video timesteps (the image frame at 0); legacy (own timestep) and cross-σ A<->V modulation."""
-    theirs, ours = diffusers_pipe
+def _image_pipeline_call(kind: str) -> tuple[type, dict]:
     image = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(2))
-    kwargs = dict(image=image, image_crf=0, use_cross_timestep=use_cross_timestep)
-    reference = _run(with_transformer(theirs, theirs.transformer, diffusers.LTX2ImageToVideoPipeline), **kwargs)
-    out = _run(with_transformer(theirs, ours, diffusers.LTX2ImageToVideoPipeline), **kwargs)
+    if kind == "image-to-video":
+        return diffusers.LTX2ImageToVideoPipeline, dict(image=image, image_crf=0)
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+    # first frame replaced, last frame appended as keyframe tokens at strength 0.7
+    conditions = [LTX2VideoCondition(frames=image, index=0, strength=1.0, crf=0),
+                  LTX2VideoCondition(frames=image, index=-1, strength=0.7, crf=0)]
+    return diffusers.LTX2ConditionPipeline, dict(conditions=conditions)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("kind, use_cross_timestep", [("image-to-video", True), ("image-to-video", False),
+                                                      ("condition", False)])
+def test_drop_in_for_diffusers_conditioned_pipelines(diffusers_pipe, kind, use_cross_timestep):
+    """Per-token video timesteps (clean and partly clean tokens); legacy (own timestep) and cross-σ A<->V."""
+    theirs, ours = diffusers_pipe
+    cls, kwargs = _image_pipeline_call(kind)
+    kwargs["use_cross_timestep"] = use_cross_timestep
+    reference = _run(with_transformer(theirs, theirs.transformer, cls), **kwargs)
+    out = _run(with_transformer(theirs, ours, cls), **kwargs)
+    assert reference.frames.abs().mean() > 0.5
     assert _max_diff(out.frames, reference.frames) <= TOL
     assert _max_diff(out.audio, reference.audio) <= TOL
-    if not use_cross_timestep:  # the two meanings differ with per-token timesteps
-        other = _run(with_transformer(theirs, ours, diffusers.LTX2ImageToVideoPipeline), **{
-            **kwargs, "use_cross_timestep": True})
+    if kind == "image-to-video" and not use_cross_timestep:  # the two meanings differ with per-token timesteps
+        other = _run(with_transformer(theirs, ours, cls), **{**kwargs, "use_cross_timestep": True})
         assert _max_diff(other.frames, out.frames) > 1e-4
 
 
