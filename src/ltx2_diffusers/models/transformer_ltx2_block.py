@@ -154,8 +154,8 @@ class LTX2TransformerBlock(nn.Module):
         shift, scale, gate = state.modulation.rows(getattr(self, stream + "scale_shift_table"), 0, 3)
         attended = getattr(self, stream + "attn1")(
             modulate(rms_norm(x, self.eps), shift, scale), attention_mask=state.self_attention_mask,
-            rotary=state.rotary, perturbation_mask=None if isinstance(perturb, bool) else perturb,
-            all_perturbed=perturb is True)
+            rotary=state.rotary, value_only=perturb is True,
+            perturbation_mask=None if isinstance(perturb, bool) else perturb)
         x = x + attended * gate
         return x + self._text_attention(x, state, stream)
 
