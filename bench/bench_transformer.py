@@ -64,10 +64,14 @@ def make_inputs(cfg: dict[str, Any], shape: tuple[int, ...], batch: int, device:
         return torch.randn(*size, generator=gen).to(device=device, dtype=dtype)
 
     sigma = torch.linspace(0.7, 0.4, batch, device=device)  # distinct per sample and per stream
-    video_timestep = sigma
+    video_timestep, levels, index = sigma, None, None
     if per_token:  # image conditioning: the first latent frame is clean (σ = 0), the rest at the sample's σ
         video_timestep = sigma[:, None].repeat(1, frames * height * width)
         video_timestep[:, : height * width] = 0.0
+        # what our pipeline passes: the distinct values [0, σ_0, σ_1, ...] and each token's index into them
+        levels = torch.cat([sigma.new_zeros(1), sigma])
+        index = torch.arange(1, batch + 1, device=device)[:, None].repeat(1, frames * height * width)
+        index[:, : height * width] = 0
     text_widths = ((cfg["caption_channels"],) * 2 if cfg["use_prompt_embeddings"]
                    else (cfg["cross_attention_dim"], cfg["audio_cross_attention_dim"]))
     return dict(
@@ -77,18 +81,24 @@ def make_inputs(cfg: dict[str, Any], shape: tuple[int, ...], batch: int, device:
         audio_text=randn(batch, text_tokens, text_widths[1]),
         sigma=sigma,
         video_timestep=video_timestep,
+        timestep_levels=levels,
+        timestep_index=index,
         audio_sigma=torch.linspace(0.55, 0.25, batch, device=device),
         grid=(frames, height, width),
     )
 
 
 def run_ours(model: torch.nn.Module, x: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """diffusers' arguments; per-token timesteps as their distinct values and an index (as our pipeline passes
+    them), so the AdaLN runs once per distinct σ."""
     frames, height, width = x["grid"]
+    sigma, audio_sigma = x["sigma"] * 1000, x["audio_sigma"] * 1000
+    indexed = x["timestep_index"] is not None
     return model(
-        x["video"], x["audio"], x["text"], x["audio_text"], timestep=x["video_timestep"],
-        audio_timestep=x["audio_sigma"],
-        sigma=x["sigma"], audio_sigma=x["audio_sigma"], num_frames=frames, height=height, width=width, fps=24.0,
-        return_dict=False,
+        x["video"], x["audio"], x["text"], x["audio_text"],
+        timestep=(x["timestep_levels"] if indexed else x["video_timestep"]) * 1000, audio_timestep=audio_sigma,
+        sigma=sigma, audio_sigma=audio_sigma, num_frames=frames, height=height, width=width, fps=24.0,
+        use_cross_timestep=True, return_dict=False, timestep_index=x["timestep_index"],
     )
 
 

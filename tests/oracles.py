@@ -102,9 +102,11 @@ def av_inputs(batch: int = 2, frames: int = 17, height: int = 96, width: int = 1
     ctx_a = torch.randn(batch, text_tokens, caption_channels, generator=g)
     video = Modality(latent=xv, sigma=sigma_v, timesteps=t_v, positions=vstate.positions, context=ctx_v)
     audio = Modality(latent=xa, sigma=sigma_a, timesteps=t_a, positions=astate.positions, context=ctx_a)
+    # our forward in diffusers' units (σ·1000), the A<->V modulation following the other stream's σ like ltx-core
     ours = dict(
         hidden_states=xv, audio_hidden_states=xa, encoder_hidden_states=ctx_v, audio_encoder_hidden_states=ctx_a,
-        timestep=t_v[..., 0], audio_timestep=t_a[..., 0], sigma=sigma_v, audio_sigma=sigma_a,
+        timestep=t_v[..., 0] * 1000, audio_timestep=t_a[..., 0] * 1000, sigma=sigma_v * 1000,
+        audio_sigma=sigma_a * 1000, use_cross_timestep=True,
         num_frames=vshape.frames, height=vshape.height, width=vshape.width, fps=fps,
     )
     return AVInputs(video, audio, ours)

@@ -46,7 +46,7 @@ def with_text_mask(inputs: AVInputs, mask: torch.Tensor) -> AVInputs:
 
 
 def diffusers_call(model: torch.nn.Module, inputs: AVInputs, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """diffusers' forward on the same inputs: σ·1000, reference coordinates, the other stream's σ for A<->V."""
+    """diffusers' forward on the same inputs (σ·1000, the other stream's σ for A<->V) with reference coordinates."""
     x = inputs.ours
     for name in ("encoder_attention_mask", "audio_encoder_attention_mask"):
         if name in x:
@@ -54,8 +54,8 @@ def diffusers_call(model: torch.nn.Module, inputs: AVInputs, **kwargs) -> tuple[
     return model(
         hidden_states=x["hidden_states"], audio_hidden_states=x["audio_hidden_states"],
         encoder_hidden_states=x["encoder_hidden_states"], audio_encoder_hidden_states=x["audio_encoder_hidden_states"],
-        timestep=x["timestep"] * 1000, audio_timestep=x["audio_timestep"] * 1000,
-        sigma=x["sigma"] * 1000, audio_sigma=x["audio_sigma"] * 1000, use_cross_timestep=True,
+        timestep=x["timestep"], audio_timestep=x["audio_timestep"], sigma=x["sigma"], audio_sigma=x["audio_sigma"],
+        use_cross_timestep=x["use_cross_timestep"],
         video_coords=inputs.video.positions, audio_coords=inputs.audio.positions, return_dict=False, **kwargs)
 
 

@@ -28,7 +28,7 @@ def tiny_inputs(batch=2, frames=2, height=2, width=3, audio_tokens=5, text=6):
         audio_hidden_states=torch.randn(batch, audio_tokens, 8, generator=g),
         encoder_hidden_states=torch.randn(batch, text, 24, generator=g),
         audio_encoder_hidden_states=torch.randn(batch, text, 24, generator=g),
-        timestep=torch.tensor([0.9, 0.4])[:batch], num_frames=frames, height=height, width=width,
+        timestep=torch.tensor([900.0, 400.0])[:batch], num_frames=frames, height=height, width=width,
     )
 
 

@@ -57,7 +57,7 @@ def _tiny_inputs(model: LTX2AudioVideoTransformer, batch: int = 2) -> dict:
         audio_hidden_states=torch.randn(batch, 5, c.audio_in_channels, generator=g),
         encoder_hidden_states=torch.randn(batch, 6, c.cross_attention_dim, generator=g),
         audio_encoder_hidden_states=torch.randn(batch, 6, c.audio_cross_attention_dim, generator=g),
-        timestep=torch.tensor([0.9, 0.4])[:batch], num_frames=2, height=2, width=3,
+        timestep=torch.tensor([900.0, 400.0])[:batch], num_frames=2, height=2, width=3,
     )
 
 
@@ -118,7 +118,7 @@ def test_text_kv_modulation_follows_sigma_only_with_prompt_adaln():
         assert (model.prompt_adaln is not None) == flag
         inputs = {**_tiny_inputs(model), "isolate_modalities": True}
         with torch.no_grad():
-            outputs[flag] = [model(**inputs, sigma=torch.tensor([s, 0.4])).sample for s in (0.9, 0.5)]
+            outputs[flag] = [model(**inputs, sigma=torch.tensor([s, 400.0])).sample for s in (900.0, 500.0)]
     assert _max_diff(*outputs[True]) > 1e-3
     assert _max_diff(*outputs[False]) == 0.0
 
@@ -303,7 +303,7 @@ def test_ltxcore_parity_23_per_sample_sigma_and_video_only():
     video = type(inputs.video)(latent=inputs.video.latent, sigma=sigma_v,
                                timesteps=sigma_v.view(-1, 1, 1).expand_as(inputs.video.timesteps),
                                positions=inputs.video.positions, context=inputs.video.context)
-    kwargs = {**inputs.ours, "timestep": sigma_v}
+    kwargs = {**inputs.ours, "timestep": sigma_v * 1000}
     with torch.no_grad():
         ref_v, ref_a = reference(video=video, audio=inputs.audio, perturbations=None)
         out_v, out_a = ours(**kwargs, return_dict=False)

@@ -178,13 +178,13 @@ def test_diffusers_parity(diffusers_folder, label):
     kwargs = {"isolated": {"isolate_modalities": True},
               "stg": {"spatio_temporal_guidance_blocks": [1]}}.get(label, {})
     with torch.no_grad():
-        # diffusers takes σ·1000 and, configured like the reference, the other stream's σ for A<->V modulation
+        # the same arguments (σ·1000, the other stream's σ for A<->V modulation) with the reference's coordinates
         ref_v, ref_a = theirs(
             hidden_states=x["hidden_states"], audio_hidden_states=x["audio_hidden_states"],
             encoder_hidden_states=x["encoder_hidden_states"],
             audio_encoder_hidden_states=x["audio_encoder_hidden_states"],
-            timestep=x["timestep"] * 1000, audio_timestep=x["audio_timestep"] * 1000,
-            sigma=x["sigma"] * 1000, audio_sigma=x["audio_sigma"] * 1000, use_cross_timestep=True,
+            timestep=x["timestep"], audio_timestep=x["audio_timestep"], sigma=x["sigma"],
+            audio_sigma=x["audio_sigma"], use_cross_timestep=x["use_cross_timestep"],
             video_coords=inputs.video.positions, audio_coords=inputs.audio.positions, return_dict=False, **kwargs)
         out_v, out_a = ours(**x, **kwargs, return_dict=False)
     assert ref_v.shape == (batch, video_tokens, 128)

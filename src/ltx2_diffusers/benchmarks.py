@@ -124,11 +124,12 @@ def bench_transformer(config: dict, grid: tuple[int, int, int], audio_tokens: in
     ours, theirs = shared_transformers(config, device, dtype)
     video, audio = _transformer_inputs(ours, grid, audio_tokens, text_tokens, device, dtype)
     sigma = 0.7
-    t = torch.full((1,), sigma, device=device)
+    t = torch.full((1,), sigma * 1000.0, device=device)  # diffusers' units: σ·1000
 
     def ours_forward() -> tuple[torch.Tensor, ...]:
         return ours(video.latents, audio.latents, video.context, audio.context, timestep=t, audio_timestep=t,
-                    video_coords=video.coords, audio_coords=audio.coords, fps=24.0, return_dict=False)
+                    sigma=t, audio_sigma=t, video_coords=video.coords, audio_coords=audio.coords, fps=24.0,
+                    use_cross_timestep=True, return_dict=False)
 
     def theirs_forward() -> tuple[torch.Tensor, ...]:
         return _diffusers_call(theirs, video, audio, grid, sigma)

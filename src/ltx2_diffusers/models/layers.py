@@ -138,6 +138,8 @@ class LTX2AttnProcessor:
     """Computes LTX-2 attention through diffusers' attention dispatcher.
 
     ``model.set_attention_backend("flash")`` and the ``attention_backend`` context manager select the kernel.
+    Spatio-temporal guidance (STG): ``value_only`` replaces the attention by its value path (and skips the rest); a
+    ``perturbation_mask`` blends the two per sample as diffusers' ``LTX2PerturbedAttnProcessor`` does.
     """
 
     _attention_backend = None
@@ -151,11 +153,12 @@ class LTX2AttnProcessor:
         attention_mask: torch.Tensor | None = None,
         rotary: RotaryTable | None = None,
         key_rotary: RotaryTable | None = None,
-        value_only: torch.Tensor | bool = False,
+        value_only: bool = False,
+        perturbation_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         value = attn.to_v(context)  # [B, S, inner]
-        if value_only is True:  # STG on every sample: the attention map is replaced by identity
+        if value_only:  # STG on every sample: the attention map is replaced by identity
             return attn.to_out(attn.gate(value, hidden_states))
 
         query = attn.norm_q(attn.to_q(hidden_states))
@@ -174,9 +177,8 @@ class LTX2AttnProcessor:
             parallel_config=self._parallel_config,
         ).flatten(2)  # [B, T, inner]
 
-        if isinstance(value_only, torch.Tensor):  # per-sample STG: 1 = perturb this sample
-            keep = (1 - value_only.to(out.dtype)).view(-1, 1, 1)
-            out = out * keep + value * (1 - keep)
+        if perturbation_mask is not None:  # [B, 1, 1]: 0 = value path (perturbed), 1 = attention
+            out = torch.lerp(value, out, perturbation_mask.to(out.dtype))
         return attn.to_out(attn.gate(out, hidden_states))
 
 
@@ -228,16 +230,20 @@ class LTX2Attention(nn.Module, AttentionModuleMixin):
         attention_mask: torch.Tensor | None = None,
         rotary: RotaryTable | None = None,
         key_rotary: RotaryTable | None = None,
-        value_only: torch.Tensor | bool = False,
+        value_only: bool = False,
+        perturbation_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attends ``hidden_states [B, T, query_dim]`` to ``encoder_hidden_states [B, S, context_dim]``.
 
         Args:
             attention_mask: additive bias broadcastable to ``[B, H, T, S]``, or ``None`` for full attention.
             rotary / key_rotary: RoPE tables for queries and keys (``key_rotary`` defaults to ``rotary``).
-            value_only: ``True`` replaces attention by the value path for every sample (spatio-temporal guidance);
-                a ``[B]`` bool tensor does so for the marked samples only.
+            value_only: spatio-temporal guidance on every sample: the value path alone, without computing the
+                attention.
+            perturbation_mask: ``[B, 1, 1]`` spatio-temporal guidance per sample: 0 replaces the attention by its
+                value path, 1 keeps it, values between blend the two (``torch.lerp``).
         """
         return self.processor(
-            self, hidden_states, encoder_hidden_states, attention_mask, rotary, key_rotary, value_only
+            self, hidden_states, encoder_hidden_states, attention_mask, rotary, key_rotary, value_only,
+            perturbation_mask,
         )

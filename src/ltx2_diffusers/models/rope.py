@@ -184,3 +184,27 @@ def audio_coordinates(
     seconds = mel_frame * hop_length / sampling_rate  # [T + 1]
     bounds = torch.stack((seconds[:-1], seconds[1:]), dim=-1)  # [T, 2]
     return bounds.view(1, 1, num_tokens, 2).expand(batch_size, -1, -1, -1)
+
+
+class CoordinatePreparer:
+    """diffusers' coordinate entry points, bound to a transformer: its pipelines call
+    ``transformer.rope.prepare_video_coords(...)`` and ``transformer.audio_rope.prepare_audio_coords(...)``.
+
+    ``model`` is anything with this package's ``video_coordinates`` / ``audio_coordinates`` methods. Coordinates
+    come back in float32, as diffusers builds them.
+    """
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def prepare_video_coords(self, batch_size: int, num_frames: int, height: int, width: int,
+                             device: torch.device | str | None, fps: float = 24.0) -> torch.Tensor:
+        """``[B, 3, F·H·W, 2]`` bounds of the latent grid ``num_frames × height × width``."""
+        return self.model.video_coordinates(num_frames, height, width, fps, batch_size, torch.float32, device)
+
+    def prepare_audio_coords(self, batch_size: int, num_frames: int, device: torch.device | str | None,
+                             shift: int = 0) -> torch.Tensor:
+        """``[B, 1, num_frames, 2]`` bounds of audio latent frames ``shift .. shift + num_frames - 1``."""
+        if int(shift) != shift or shift < 0:
+            raise ValueError(f"shift must be a non-negative integer, got {shift!r}.")
+        return self.model.audio_coordinates(num_frames + shift, batch_size, device)[:, :, shift:]

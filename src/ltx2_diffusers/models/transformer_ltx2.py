@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, apply_lora_scale
 from torch import nn
 
 from .layers import AdaLayerNormSingle, modulate, text_projection
 from .rope import (
     ROPE_TYPES,
+    CoordinatePreparer,
     RotaryTable,
     audio_coordinates,
     rope_angles,
@@ -31,12 +34,16 @@ from .rope import (
 )
 from .strict_loading import StrictLoadingMixin
 from .transformer_inputs import (
-    batch_flag,
+    StreamTimestep,
+    check_blocks,
     check_context,
     check_coords,
-    check_sigma,
+    check_timestep,
     check_tokens,
-    per_sample,
+    check_units,
+    isolation_flag,
+    perturbation_weight,
+    self_attention_bias,
     text_bias,
 )
 from .transformer_ltx2_block import LTX2TransformerBlock, Modulation, StreamState, block_table_rows
@@ -69,7 +76,9 @@ _UNSUPPORTED_FLAGS = {  # config flags of other LTX versions and the value LTX-2
 }
 
 
-class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin):
+class LTX2AudioVideoTransformer(
+    StrictLoadingMixin, ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin, CacheMixin
+):
     r"""LTX-2 dual-stream audio+video transformer.
 
     Loads diffusers-format LTX-2.0 and LTX-2.3 ``transformer/`` folders unchanged (same config keys and parameter
@@ -263,6 +272,13 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
             downsample_factor=c.audio_scale_factor, causal_offset=c.causal_offset, device=device,
         )
 
+    @property
+    def rope(self) -> CoordinatePreparer:
+        """``prepare_video_coords`` / ``prepare_audio_coords``, where diffusers' LTX-2 pipelines look for them."""
+        return CoordinatePreparer(self)
+
+    audio_rope = rope
+
     def _rotary(
         self, coords: torch.Tensor, max_pos: tuple[float, ...], width: int, heads: int, dtype: torch.dtype
     ) -> RotaryTable:
@@ -274,54 +290,50 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
     # Forward
     # ------------------------------------------------------------------------------------------------------------
 
-    def _stream(
-        self,
-        x: torch.Tensor,
-        context: torch.Tensor,
-        context_mask: torch.Tensor | None,
-        timestep: torch.Tensor,
-        sigma: torch.Tensor,
-        rotary: RotaryTable,
-        prefix: str,
-    ) -> tuple[StreamState, Modulation]:
-        """Input projection, text projection and AdaLN of one stream; returns its state and output-head AdaLN.
+    def _adaln(self, adaln: AdaLayerNormSingle, t: StreamTimestep, dtype: torch.dtype
+               ) -> tuple[Modulation, Modulation]:
+        """One AdaLN-single at a stream's timestep: ``(modulation, output-head modulation)``.
 
-        ``timestep`` is the stream's σ per sample ``[B]`` or per token ``[B, T]``; ``sigma`` its per-sample σ ``[B]``.
+        Evaluated once per distinct value (``t.index``), per sample, or per token, as the timestep comes.
         """
-        proj_in = getattr(self, f"{prefix}proj_in")
+        modulation, embedded = adaln(t.values.flatten(), dtype)  # [M, rows, D], [M, D]
+        if t.values.ndim == 2:  # per token
+            modulation, embedded = modulation.unflatten(0, t.values.shape), embedded.unflatten(0, t.values.shape)
+        head = embedded.unsqueeze(-2).expand(*embedded.shape[:-1], 2, embedded.shape[-1])  # [..., 2, D]
+        return Modulation(modulation, t.index), Modulation(head, t.index)
+
+    def _stream(
+        self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None, t: StreamTimestep,
+        sigma: torch.Tensor, rotary: RotaryTable, prefix: str,
+    ) -> tuple[StreamState, Modulation]:
+        """Input projection, text projection and AdaLN of one stream; returns its state and output-head AdaLN."""
         project_text = getattr(self, f"{prefix}caption_projection")
-        time_embed = getattr(self, f"{prefix}time_embed")
-        scale = self.config.timestep_scale_multiplier
-        index = None
-        if timestep.ndim == 2:  # per token: one AdaLN evaluation per distinct σ
-            timestep, index = torch.unique(timestep, return_inverse=True)
-        modulation, embedded = time_embed(timestep * scale, x.dtype)  # [N, 6 or 9, D], [N, D]
-        head = Modulation(embedded.unsqueeze(1).expand(-1, 2, -1), index)
-        hidden_states = proj_in(x)  # [B, T, D]
+        modulation, head = self._adaln(getattr(self, f"{prefix}time_embed"), t, x.dtype)
+        hidden_states = getattr(self, f"{prefix}proj_in")(x)  # [B, T, D]
         if project_text is not None:
             context = project_text(context)  # [B, L, caption_channels] -> [B, L, D]
-        state = StreamState(hidden_states, context, context_mask, Modulation(modulation, index), rotary,
+        state = StreamState(hidden_states, context, context_mask, modulation, rotary,
                             prompt_modulation=self._prompt_modulation(sigma, prefix, hidden_states))
         return state, head
 
     def _prompt_modulation(self, sigma: torch.Tensor, prefix: str, x: torch.Tensor) -> Modulation | None:
-        """Text K/V AdaLN of one stream from its own per-sample σ (LTX-2.3); ``None`` when the model has none."""
+        """Text K/V AdaLN of one stream from its own per-sample (scaled) σ (LTX-2.3); ``None`` when it has none."""
         c = self.config
         if not (c.cross_attn_mod or c.audio_cross_attn_mod):
             return None
         prompt_adaln = getattr(self, f"{prefix}prompt_adaln")
         if prompt_adaln is None:  # use_prompt_adaln_single=False: the per-block tables alone
             return Modulation(x.new_zeros(1, 2, x.shape[-1]))
-        return Modulation(prompt_adaln(sigma * c.timestep_scale_multiplier, x.dtype)[0])  # [B, 2, D]
+        return Modulation(prompt_adaln(sigma, x.dtype)[0])  # [B, 2, D]
 
     def _cross_terms(
-        self, other_sigma: torch.Tensor, scale_shift: AdaLayerNormSingle, gate: AdaLayerNormSingle, dtype: torch.dtype
+        self, t: StreamTimestep, scale_shift: AdaLayerNormSingle, gate: AdaLayerNormSingle, dtype: torch.dtype
     ) -> tuple[Modulation, Modulation]:
-        """A<->V modulation of one stream, driven by the *other* stream's per-sample σ."""
+        """A<->V modulation and gate of one stream at timestep ``t`` (scaled)."""
         c = self.config
-        t = other_sigma * c.timestep_scale_multiplier
-        gate_factor = c.cross_attn_timestep_scale_multiplier / c.timestep_scale_multiplier
-        return Modulation(scale_shift(t, dtype)[0]), Modulation(gate(t * gate_factor, dtype)[0])
+        gate_t = StreamTimestep(t.values * (c.cross_attn_timestep_scale_multiplier / c.timestep_scale_multiplier),
+                                t.index)
+        return self._adaln(scale_shift, t, dtype)[0], self._adaln(gate, gate_t, dtype)[0]
 
     @staticmethod
     def _output(x: torch.Tensor, head: Modulation, table: torch.Tensor, norm: nn.LayerNorm, proj: nn.Linear
@@ -329,6 +341,7 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
         shift, scale = head.rows(table, 0, 2)
         return proj(modulate(norm(x), shift, scale))
 
+    @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -345,15 +358,27 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
         height: int | None = None,
         width: int | None = None,
         fps: float = 24.0,
+        audio_num_frames: int | None = None,
         video_coords: torch.Tensor | None = None,
         audio_coords: torch.Tensor | None = None,
         isolate_modalities: bool | torch.Tensor = False,
         spatio_temporal_guidance_blocks: Sequence[int] | None = None,
         perturbation_mask: torch.Tensor | None = None,
-        audio_spatio_temporal_guidance_blocks: Sequence[int] | None = None,
+        use_cross_timestep: bool = False,
+        attention_kwargs: dict[str, Any] | None = None,
+        video_self_attention_mask: torch.Tensor | None = None,
+        video_keyframes_mask: torch.Tensor | None = None,
         return_dict: bool = True,
+        *,
+        audio_spatio_temporal_guidance_blocks: Sequence[int] | None = None,
+        timestep_index: torch.Tensor | None = None,
+        audio_timestep_index: torch.Tensor | None = None,
+        timestep_units: str = "scaled",
     ) -> LTX2TransformerOutput | tuple[torch.Tensor, torch.Tensor | None]:
         r"""Predicts the flow velocity of both streams.
+
+        The arguments up to ``return_dict`` are diffusers' ``LTX2VideoTransformer3DModel.forward``'s, in its order,
+        units and meaning; the keyword-only ones after it are this package's additions.
 
         Args:
             hidden_states: packed, normalised video latents ``[B, T_v, in_channels]`` (token order frame, row,
@@ -363,31 +388,56 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
             encoder_hidden_states / audio_encoder_hidden_states: text-connector outputs for each stream,
                 ``[B, L, caption_channels]`` (LTX-2.0), or at the stream's width ``[B, L, cross_attention_dim]`` /
                 ``[B, L, audio_cross_attention_dim]`` when ``use_prompt_embeddings=False`` (LTX-2.3).
-            timestep / audio_timestep: the noise level σ in ``[0, 1]`` (not ×1000): a float, ``[B]`` per sample or
-                ``[B, T]`` per token (clean conditioning tokens carry 0). ``audio_timestep`` defaults to the video
-                stream's per-sample σ.
-            sigma / audio_sigma: per-sample σ ``[B]`` of each stream. Each stream's audio<->video modulation is driven
-                by the *other* stream's value, its text K/V modulation (``cross_attn_mod``) by its own. Default: the
-                stream's timestep, or its maximum over tokens.
-            encoder_attention_mask / audio_encoder_attention_mask: ``[B, L]`` with 1 for valid text tokens. An
-                all-ones mask (the connectors' registers guarantee one) is dropped, so mask-less kernels can run.
+            timestep / audio_timestep: the noise level already scaled by ``timestep_scale_multiplier`` (σ·1000, as
+                diffusers' pipelines pass it): a float, ``[B]`` per sample, or ``[B, T]`` per token (clean
+                conditioning tokens carry less). ``audio_timestep`` defaults to ``timestep`` when that is per sample,
+                else to its per-sample maximum.
+            sigma / audio_sigma: per-sample scaled σ ``[B]``: each stream's text K/V modulation (LTX-2.3
+                ``cross_attn_mod``) and, with ``use_cross_timestep``, the *other* stream's audio<->video modulation.
+                ``sigma`` defaults to the per-sample maximum of ``timestep``; ``audio_sigma`` to ``sigma`` when that
+                is given (as in diffusers), else to the per-sample maximum of ``audio_timestep``.
+            encoder_attention_mask / audio_encoder_attention_mask: ``[B, L]``, 1 for text tokens to attend to and 0
+                for padding (turned into an additive ``-10000`` bias as diffusers does), or a ready additive bias
+                ``[B, 1, L]``. ``None`` attends to every token (and lets mask-less attention kernels run).
             num_frames / height / width / fps: latent grid and frame rate, used to build ``video_coords`` when they
-                are not given.
+                are not given. Built video coordinates use the latent dtype, like the reference pipelines.
+            audio_num_frames: audio latent frames (= ``T_a``; checked when given).
             video_coords / audio_coords: ``[B, 3, T_v, 2]`` and ``[B, 1, T_a, 2]`` ``[start, end)`` bounds (see
-                :func:`~ltx2_diffusers.models.rope.video_coordinates`). Built video coordinates use the latent
-                dtype, like the reference pipelines (exact in fp32, rounded in bf16).
+                :func:`~ltx2_diffusers.models.rope.video_coordinates`).
             isolate_modalities: ``True`` drops the audio<->video attention in every block and skips its compute; a
                 ``[B]`` bool tensor drops it for the marked samples only (modality guidance in a batched pass).
-            spatio_temporal_guidance_blocks: block indices whose self-attention (both streams) is replaced by its
-                value path (STG).
-            perturbation_mask: ``[B]``, 0 for samples that STG perturbs and 1 for the others; default: all samples.
+            spatio_temporal_guidance_blocks: block indices whose self-attention (of both streams, unless
+                ``audio_spatio_temporal_guidance_blocks`` says otherwise) is replaced by its value path (STG). It
+                works whatever the config's ``perturbed_attn`` says (diffusers skips STG when that is ``False``).
+            perturbation_mask: ``[B]`` or ``[B, 1, 1]``: 0 for samples that STG perturbs, 1 for the others, values
+                between blend the two. ``None``: every sample is perturbed and the attention is not computed.
+            use_cross_timestep: ``True``: each stream's audio<->video modulation follows the other stream's
+                ``sigma`` (the reference's rule for LTX-2.0 and 2.3); ``False`` (diffusers' default): its own
+                ``timestep``.
+            attention_kwargs: ``{"scale": s}`` scales the active PEFT LoRA layers for this call, as in diffusers.
+            video_self_attention_mask: ``[B, T_v, T_v]`` multiplicative video self-attention mask in ``[0, 1]``
+                (1 full attention, 0 masked), turned into the additive bias ``(1 - m)·(-10000)`` as diffusers does
+                (IC-LoRA). Audio self-attention is not masked.
+            video_keyframes_mask: accepted and ignored, as diffusers ignores it without
+                ``use_keyframes_abs_pos_embedding`` (an LTX-2.5 flag this model refuses).
+            return_dict: return an :class:`LTX2TransformerOutput` instead of a tuple.
             audio_spatio_temporal_guidance_blocks: STG blocks of the audio stream when they differ from the video
                 stream's (``[]``: perturb video only, as the reference does when only the video STG scale is set).
-            return_dict: return an :class:`LTX2TransformerOutput` instead of a tuple.
+            timestep_index / audio_timestep_index: ``[B, T]`` integer index of each token's timestep in
+                ``timestep`` / ``audio_timestep``, which then hold the ``[N]`` distinct values: the AdaLN runs N
+                times instead of once per token. Equivalent to passing ``timestep[timestep_index]``; the indices
+                are not range-checked here (that would wait for the device).
+            timestep_units: ``"scaled"`` (default, diffusers' units) or ``"sigma"``: ``timestep``,
+                ``audio_timestep``, ``sigma`` and ``audio_sigma`` are σ in ``[0, 1]`` and the model multiplies them by
+                ``timestep_scale_multiplier``.
+
+        The forward reads no tensor values on the host: it runs on the meta device, compiles to one graph and
+        never waits for the accelerator. Values (finite inputs, σ ranges, index ranges) are the caller's to check.
         """
         c = self.config
-        # 1. Check inputs
+        # 1. Check inputs (shapes, dtypes and types only)
         batch, video_tokens = check_tokens(hidden_states, c.in_channels, "hidden_states")
+        device, dtype = hidden_states.device, hidden_states.dtype
         has_video = video_tokens > 0
         has_audio = False
         if audio_hidden_states is not None:
@@ -395,14 +445,29 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
             if audio_batch != batch:
                 raise ValueError(f"audio_hidden_states has batch {audio_batch} but hidden_states has batch {batch}.")
             has_audio = audio_tokens > 0
+            if audio_num_frames is not None and audio_num_frames != audio_tokens:
+                raise ValueError(f"audio_num_frames={audio_num_frames} but audio_hidden_states has {audio_tokens} "
+                                 f"tokens; pass the number of audio latent frames (or leave it out).")
         if not (has_video or has_audio):
             raise ValueError("Both streams are empty: pass video tokens, audio tokens or both.")
         if timestep is None:
-            raise ValueError("timestep is required: the noise level σ in [0, 1], per sample [B] or per token [B, T].")
-        t_video = check_sigma(timestep, batch, video_tokens, "timestep", hidden_states.device)
-        v_sigma = per_sample(t_video) if sigma is None else check_sigma(sigma, batch, None, "sigma",
-                                                                           hidden_states.device)
-        dtype = hidden_states.dtype
+            raise ValueError("timestep is required: σ·timestep_scale_multiplier per sample [B] or per token [B, T] "
+                             "(or σ itself with timestep_units='sigma').")
+        if not isinstance(use_cross_timestep, bool):
+            raise ValueError(f"use_cross_timestep must be a bool, got {type(use_cross_timestep).__name__}.")
+        if video_keyframes_mask is not None and not isinstance(video_keyframes_mask, torch.Tensor):
+            raise ValueError("video_keyframes_mask must be a tensor or None.")
+        scale = c.timestep_scale_multiplier if check_units(timestep_units) == "sigma" else 1.0
+        t_video = check_timestep(timestep, batch, video_tokens, "timestep", device, timestep_index, scale)
+        v_sigma = t_video.sample_max() if sigma is None else check_timestep(
+            sigma, batch, None, "sigma", device, scale=scale).values
+        isolate = isolation_flag(isolate_modalities, batch)
+        stg_blocks = check_blocks(spatio_temporal_guidance_blocks, c.num_layers, "spatio_temporal_guidance_blocks")
+        audio_stg_blocks = stg_blocks if audio_spatio_temporal_guidance_blocks is None else check_blocks(
+            audio_spatio_temporal_guidance_blocks, c.num_layers, "audio_spatio_temporal_guidance_blocks")
+        perturb = perturbation_weight(perturbation_mask, batch, dtype)
+
+        # 2. Each stream's state: projections, RoPE, text, AdaLN of its timestep
         video = audio = None
         if has_video:
             ctx = check_context(encoder_hidden_states, batch, self.text_widths[0], "encoder_hidden_states")
@@ -412,56 +477,50 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
                         f"Pass video_coords [B, 3, {video_tokens}, 2] or num_frames, height and width (latent grid) "
                         f"whose product is {video_tokens}; got {num_frames}, {height}, {width}."
                     )
-                video_coords = self.video_coordinates(
-                    num_frames, height, width, fps, batch, dtype, hidden_states.device
-                )
+                video_coords = self.video_coordinates(num_frames, height, width, fps, batch, dtype, device)
             video_coords = check_coords(video_coords, batch, 3, video_tokens, "video_coords")
             max_pos = (c.pos_embed_max_pos, c.base_height, c.base_width)
             rotary = self._rotary(video_coords, max_pos, c.cross_attention_dim, c.num_attention_heads, dtype)
-            mask = text_bias(encoder_attention_mask, ctx, dtype)
-            video, video_head = self._stream(hidden_states, ctx, mask, t_video, v_sigma, rotary, "")
+            video, video_head = self._stream(hidden_states, ctx, text_bias(encoder_attention_mask, ctx, dtype),
+                                             t_video, v_sigma, rotary, "")
+            self_bias = self_attention_bias(video_self_attention_mask, batch, video_tokens, dtype)
+            video = replace(video, self_attention_mask=self_bias)
         if has_audio:
             a_dtype = audio_hidden_states.dtype
             ctx = check_context(audio_encoder_hidden_states, batch, self.text_widths[1],
                                 "audio_encoder_hidden_states")
-            t_audio = (v_sigma if audio_timestep is None
-                       else check_sigma(audio_timestep, batch, audio_tokens, "audio_timestep", ctx.device))
-            a_sigma = per_sample(t_audio) if audio_sigma is None else check_sigma(
-                audio_sigma, batch, None, "audio_sigma", ctx.device)
+            if audio_timestep is None:
+                t_audio = t_video if t_video.per_sample else StreamTimestep(t_video.sample_max())
+            else:
+                t_audio = check_timestep(audio_timestep, batch, audio_tokens, "audio_timestep", device,
+                                         audio_timestep_index, scale)
+            a_sigma = (v_sigma if sigma is not None else t_audio.sample_max()) if audio_sigma is None else (
+                check_timestep(audio_sigma, batch, None, "audio_sigma", device, scale=scale).values)
             if audio_coords is None:
-                audio_coords = self.audio_coordinates(audio_tokens, batch, audio_hidden_states.device)
+                audio_coords = self.audio_coordinates(audio_tokens, batch, device)
             audio_coords = check_coords(audio_coords, batch, 1, audio_tokens, "audio_coords")
             rotary = self._rotary(audio_coords, (c.audio_pos_embed_max_pos,), c.audio_cross_attention_dim,
                                   c.audio_num_attention_heads, a_dtype)
-            mask = text_bias(audio_encoder_attention_mask, ctx, a_dtype)
-            audio, audio_head = self._stream(audio_hidden_states, ctx, mask, t_audio, a_sigma, rotary, "audio_")
+            audio, audio_head = self._stream(audio_hidden_states, ctx,
+                                             text_bias(audio_encoder_attention_mask, ctx, a_dtype), t_audio, a_sigma,
+                                             rotary, "audio_")
 
-        isolate = batch_flag(isolate_modalities, batch, "isolate_modalities")
-        stg_blocks = set(spatio_temporal_guidance_blocks or ())
-        audio_stg_blocks = stg_blocks if audio_spatio_temporal_guidance_blocks is None else set(
-            audio_spatio_temporal_guidance_blocks)
-        for name, blocks in (("spatio_temporal_guidance_blocks", stg_blocks),
-                             ("audio_spatio_temporal_guidance_blocks", audio_stg_blocks)):
-            if any(not 0 <= i < c.num_layers for i in blocks):
-                raise ValueError(f"{name} must lie in [0, {c.num_layers}), got {sorted(blocks)}.")
-        perturb = True if perturbation_mask is None else batch_flag(
-            check_sigma(perturbation_mask, batch, None, "perturbation_mask", hidden_states.device) == 0,
-            batch, "perturbation_mask")
-
-        # 2. Audio<->video exchange terms: each stream is modulated by the other stream's σ
+        # 3. Audio<->video exchange terms: the other stream's σ (use_cross_timestep) or the stream's own timestep
         if video is not None and audio is not None and isolate is not True:
             cross_max = (max(c.pos_embed_max_pos, c.audio_pos_embed_max_pos),)
             width_av = c.audio_cross_attention_dim
-            v_mod, v_gate = self._cross_terms(a_sigma, self.av_cross_attn_video_scale_shift,
+            v_cross = StreamTimestep(a_sigma) if use_cross_timestep else t_video
+            a_cross = StreamTimestep(v_sigma) if use_cross_timestep else t_audio
+            v_mod, v_gate = self._cross_terms(v_cross, self.av_cross_attn_video_scale_shift,
                                               self.av_cross_attn_video_a2v_gate, dtype)
-            a_mod, a_gate = self._cross_terms(v_sigma, self.av_cross_attn_audio_scale_shift,
+            a_mod, a_gate = self._cross_terms(a_cross, self.av_cross_attn_audio_scale_shift,
                                               self.av_cross_attn_audio_v2a_gate, a_dtype)
             video = replace(video, cross_modulation=v_mod, cross_gate=v_gate, cross_rotary=self._rotary(
                 video_coords[:, :1], cross_max, width_av, c.num_attention_heads, dtype))
             audio = replace(audio, cross_modulation=a_mod, cross_gate=a_gate, cross_rotary=self._rotary(
                 audio_coords[:, :1], cross_max, width_av, c.audio_num_attention_heads, a_dtype))
 
-        # 3. Blocks
+        # 4. Blocks
         for i, block in enumerate(self.transformer_blocks):
             perturb_video = perturb if i in stg_blocks else False
             perturb_audio = perturb if i in audio_stg_blocks else False
@@ -472,7 +531,7 @@ class LTX2AudioVideoTransformer(StrictLoadingMixin, ModelMixin, ConfigMixin, Att
             video = replace(video, hidden_states=vx) if video is not None else None
             audio = replace(audio, hidden_states=ax) if audio is not None else None
 
-        # 4. Output heads
+        # 5. Output heads
         if video is not None:
             sample = self._output(
                 video.hidden_states, video_head, self.scale_shift_table, self.norm_out, self.proj_out

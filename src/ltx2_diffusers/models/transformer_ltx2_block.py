@@ -41,21 +41,24 @@ def block_table_rows(cross_attn_mod: bool) -> int:
 
 @dataclass(frozen=True)
 class Modulation:
-    """AdaLN output ``values [N, rows, D]`` for N distinct timesteps, and which one each token uses.
+    """AdaLN output ``values`` and, when tokens share few distinct timesteps, which one each token uses.
 
-    ``index`` is ``None`` when every token of a sample shares its timestep (``N = B``, or ``N = 1`` for values shared
-    by the batch); otherwise ``[B, T]`` indices into the distinct values, so the ``rows × D`` vectors are computed
-    once per distinct σ, not once per token.
+    ``values`` is ``[B, rows, D]`` per sample (or ``[1, rows, D]`` shared by the batch), ``[B, T, rows, D]`` per
+    token, or ``[N, rows, D]`` for N distinct timesteps with ``index [B, T]`` into them: then the ``rows × D``
+    vectors are computed once per distinct σ, not once per token.
     """
 
     values: torch.Tensor
     index: torch.Tensor | None = None
 
     def rows(self, table: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, ...]:
-        """``table[start:stop] + values[:, start:stop]`` per token: a tuple of ``[B, T or 1, D]`` tensors."""
-        rows = table[start:stop].to(self.values.dtype) + self.values[:, start:stop]  # [N, k, D]
-        rows = rows.unsqueeze(1) if self.index is None else rows[self.index]  # [B, T|1, k, D]
-        return rows.unbind(2)
+        """``table[start:stop] + values[..., start:stop, :]`` per token: a tuple of ``[B, T or 1, D]`` tensors."""
+        rows = table[start:stop].to(self.values.dtype) + self.values[..., start:stop, :]  # [N | B | B, T, k, D]
+        if self.index is not None:
+            rows = rows[self.index]  # [B, T, k, D]
+        elif rows.ndim == 3:
+            rows = rows.unsqueeze(1)  # [B, 1, k, D]
+        return rows.unbind(-2)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class StreamState:
     cross_rotary: RotaryTable | None = None  # temporal RoPE for the audio<->video attention
     cross_modulation: Modulation | None = None  # 4 rows from the other stream's σ: a2v (scale, shift), v2a (...)
     cross_gate: Modulation | None = None  # 1 row: gate of the attention whose query is this stream
+    self_attention_mask: torch.Tensor | None = None  # additive [B, 1, T, T] self-attention bias, None = full
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -149,7 +153,9 @@ class LTX2TransformerBlock(nn.Module):
         x = state.hidden_states
         shift, scale, gate = state.modulation.rows(getattr(self, stream + "scale_shift_table"), 0, 3)
         attended = getattr(self, stream + "attn1")(
-            modulate(rms_norm(x, self.eps), shift, scale), rotary=state.rotary, value_only=perturb)
+            modulate(rms_norm(x, self.eps), shift, scale), attention_mask=state.self_attention_mask,
+            rotary=state.rotary, value_only=perturb is True,
+            perturbation_mask=None if isinstance(perturb, bool) else perturb)
         x = x + attended * gate
         return x + self._text_attention(x, state, stream)
 
@@ -193,8 +199,9 @@ class LTX2TransformerBlock(nn.Module):
         """Returns the new hidden states of both streams (``None`` for an absent stream).
 
         Args:
-            perturb_video / perturb_audio: STG of each stream's self-attention in this block: ``True`` for all
-                samples or a ``[B]`` bool tensor.
+            perturb_video / perturb_audio: STG of each stream's self-attention in this block: ``False``, ``True``
+                (every sample: the attention is skipped for its value path) or a ``[B, 1, 1]`` perturbation mask
+                (0 = perturbed, 1 = not, between = blend of the two).
             isolate_modalities: drop the audio<->video exchange: ``True`` skips its compute, a ``[B]`` bool tensor
                 zeroes it for the marked samples.
         """

@@ -12,12 +12,35 @@ reference sampler.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..schedulers.scheduling_ltx2 import euler_step_from_x0, x0_from_velocity
 from .guidance import GuidanceParams, guide, passes_needed
+
+
+@dataclass(frozen=True)
+class MaskLevels:
+    """A denoise mask as its few distinct values and each token's index into them.
+
+    The per-token timestep of a conditioned stream is ``mask · σ``: with these, the transformer's AdaLN runs once per
+    distinct value instead of once per token, and no step has to find the distinct values again (that search waits
+    for the device). ``mask`` is the tensor they were computed from.
+    """
+
+    mask: torch.Tensor  # [B, T]
+    values: torch.Tensor  # [N] float32, ascending
+    index: torch.Tensor  # [B, T] int64 into values
+
+    @classmethod
+    def of(cls, mask: torch.Tensor) -> MaskLevels:
+        values, index = torch.unique(mask.to(torch.float32), return_inverse=True)  # one host sync per mask
+        return cls(mask, values, index)
+
+    def select(self, index: torch.Tensor) -> MaskLevels:
+        """The levels of the tokens ``index`` (a tile): no new search."""
+        return MaskLevels(self.mask[:, index], self.values, self.index[:, index])
 
 
 @dataclass(frozen=True)
@@ -33,6 +56,8 @@ class StreamInputs:
         clean: ``[B, T, C]`` clean latents of conditioning tokens (needed where the mask is below 1).
         guidance: this stream's guidance knobs.
         stg_blocks: transformer blocks whose self-attention STG perturbs for this stream.
+        mask_levels: the denoise mask's distinct values (:class:`MaskLevels`); computed when the stream is built
+            with a new mask and carried along by ``dataclasses.replace``, so once per stage.
     """
 
     latents: torch.Tensor
@@ -43,12 +68,28 @@ class StreamInputs:
     clean: torch.Tensor | None = None
     guidance: GuidanceParams = GuidanceParams()
     stg_blocks: tuple[int, ...] = ()
+    mask_levels: MaskLevels | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        levels = self.mask_levels
+        if self.denoise_mask is None:
+            levels = None
+        elif levels is None or levels.mask is not self.denoise_mask:  # a new mask (not one carried by replace)
+            levels = MaskLevels.of(self.denoise_mask)
+        object.__setattr__(self, "mask_levels", levels)
 
     def timesteps(self, sigma: torch.Tensor) -> torch.Tensor:
         """Per-token σ ``[B, T]``: σ on generated tokens, 0 on clean ones."""
         if self.denoise_mask is None:
             return sigma.expand(self.latents.shape[:2]).to(torch.float32)
         return self.denoise_mask.to(torch.float32) * sigma
+
+    def scaled_timestep(self, sigma: torch.Tensor, multiplier: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The transformer's ``(timestep, timestep_index)`` at σ, in its units (σ·``multiplier``): ``[B]`` per
+        sample without a mask; else the ``[N]`` distinct values ``mask · σ · multiplier`` and ``[B, T]`` indices."""
+        if self.mask_levels is None:
+            return (sigma * multiplier).expand(self.latents.shape[0]), None
+        return (self.mask_levels.values * sigma) * multiplier, self.mask_levels.index
 
     def blend_clean(self, x0: torch.Tensor) -> torch.Tensor:
         """``x0 · m + clean · (1 - m)``: conditioning tokens keep their clean value."""
@@ -70,15 +111,23 @@ def predict_x0(
     fps: float,
     batch_passes: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Guided x0 of both streams at noise level ``sigma`` (a 0-d tensor shared by both streams)."""
+    """Guided x0 of both streams at noise level ``sigma`` (a 0-d tensor shared by both streams).
+
+    The transformer gets diffusers' arguments and units (σ·``timestep_scale_multiplier``, per-sample σ for the
+    other stream's audio<->video modulation with ``use_cross_timestep=True``, as the reference computes it), and
+    the distinct timesteps of a conditioned stream with their per-token index. Nothing here reads tensor values
+    on the host, so a step never waits for the device.
+    """
     streams = [video] + ([audio] if audio is not None else [])
     passes = passes_needed(*(s.guidance for s in streams))
     if "uncond" in passes and any(s.negative_context is None for s in streams):
         raise ValueError("guidance_scale != 1 needs negative-prompt embeddings for every stream.")
     batch = video.latents.shape[0]
     sigma = sigma.to(torch.float32)
-    t_video = video.timesteps(sigma)
-    t_audio = audio.timesteps(sigma) if audio is not None else None
+    multiplier = transformer.config.timestep_scale_multiplier
+    t_video, index_video = video.scaled_timestep(sigma, multiplier)
+    t_audio, index_audio = audio.scaled_timestep(sigma, multiplier) if audio is not None else (None, None)
+    scaled_sigma = sigma * multiplier
 
     def run(names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
         n = len(names)
@@ -86,18 +135,21 @@ def predict_x0(
             hidden_states=_repeat(video.latents, n),
             encoder_hidden_states=torch.cat(
                 [video.negative_context if p == "uncond" else video.context for p in names]),
-            timestep=_repeat(t_video, n),
-            sigma=sigma.expand(batch * n),
+            timestep=t_video if index_video is not None else _repeat(t_video, n),
+            timestep_index=None if index_video is None else _repeat(index_video, n),
+            sigma=scaled_sigma.expand(batch * n),
             video_coords=_repeat(video.coords, n),
             fps=fps,
+            use_cross_timestep=True,
         )
         if audio is not None:
             kwargs.update(
                 audio_hidden_states=_repeat(audio.latents, n),
                 audio_encoder_hidden_states=torch.cat(
                     [audio.negative_context if p == "uncond" else audio.context for p in names]),
-                audio_timestep=_repeat(t_audio, n),
-                audio_sigma=sigma.expand(batch * n),
+                audio_timestep=t_audio if index_audio is not None else _repeat(t_audio, n),
+                audio_timestep_index=None if index_audio is None else _repeat(index_audio, n),
+                audio_sigma=scaled_sigma.expand(batch * n),
                 audio_coords=_repeat(audio.coords, n),
             )
         if names == ("perturbed",):  # each stream perturbed only if its own STG scale is set
@@ -109,9 +161,9 @@ def predict_x0(
         if names == ("isolated",):
             kwargs["isolate_modalities"] = True
         v_video, v_audio = transformer(**kwargs, return_dict=False)
-        x0_video = x0_from_velocity(kwargs["hidden_states"], v_video, kwargs["timestep"])
+        x0_video = x0_from_velocity(kwargs["hidden_states"], v_video, _repeat(video.timesteps(sigma), n))
         x0_audio = None if audio is None else x0_from_velocity(kwargs["audio_hidden_states"], v_audio,
-                                                               kwargs["audio_timestep"])
+                                                               _repeat(audio.timesteps(sigma), n))
         return x0_video, x0_audio
 
     groups = [("cond", "uncond")] if batch_passes and "uncond" in passes else [("cond",)] + (

@@ -172,12 +172,14 @@ def plan_token_tiles(grid: tuple[int, int, int], tiling: TokenTiling) -> list[To
 
 
 def _select(stream: StreamInputs, index: torch.Tensor) -> StreamInputs:
+    levels = None if stream.mask_levels is None else stream.mask_levels.select(index)
     return replace(
         stream,
         latents=stream.latents[:, index],
         coords=stream.coords[:, :, index],
-        denoise_mask=None if stream.denoise_mask is None else stream.denoise_mask[:, index],
+        denoise_mask=None if levels is None else levels.mask,
         clean=None if stream.clean is None else stream.clean[:, index],
+        mask_levels=levels,
     )
 
 
