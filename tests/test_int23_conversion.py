@@ -100,7 +100,7 @@ def test_real_23_single_file_routes_and_maps_one_to_one():
     assert counts == {"transformer": 4186, "connectors": 262, "vae": 170, "audio_vae": 102, "vocoder": 1227}
     assert sum(counts.values()) == len(single)  # every tensor, each exactly once
     classes = {name: cls.__name__ for name, (cls, _, _) in result.items()}
-    assert classes["vocoder"] == "LTX2VocoderWithBWE" and classes["transformer"] == "LTX2AudioVideoTransformer"
+    assert classes["vocoder"] == "LTX2VocoderWithBWE" and classes["transformer"] == "LTX2VideoTransformer3DModel"
     # elements per component: parameters (reference/ltx23-facts.md section 11) plus the stored buffers (latent
     # statistics 2 x 128 in each VAE; anti-aliasing filters and STFT / mel bases in the vocoder)
     elements = {name: sum(v.numel() for v in state.values()) for name, (_, _, state) in result.items()}

@@ -58,7 +58,18 @@ def test_pickled_weights_are_read_only_when_asked_for(saved, tmp_path):
     target.mkdir()
     (target / "config.json").write_text((folder / "latent_upsampler" / "config.json").read_text())
     torch.save(load_file(folder / "latent_upsampler" / WEIGHTS), target / "diffusion_pytorch_model.bin")
-    with pytest.raises(OSError, match="safetensors"):
+    with pytest.raises(OSError, match=r"only pickled weights \(diffusion_pytorch_model.bin\).*use_safetensors=False"):
         LTX2LatentUpsampler.from_pretrained(target)
     model, info = LTX2LatentUpsampler.from_pretrained(target, use_safetensors=False, output_loading_info=True)
     assert not any(info.values()) and not any(p.is_meta for p in model.parameters())
+
+
+def test_a_folder_without_the_asked_variant_gets_diffusers_error(saved, tmp_path):
+    folder, components = saved
+    components["latent_upsampler"].save_pretrained(tmp_path, variant="fp16")
+    with pytest.raises(OSError, match="Error no file named diffusion_pytorch_model.bin found in directory"):
+        LTX2LatentUpsampler.from_pretrained(tmp_path)
+    with pytest.raises(OSError, match="diffusion_pytorch_model.bf16.bin"):
+        LTX2LatentUpsampler.from_pretrained(tmp_path, variant="bf16")
+    loaded = LTX2LatentUpsampler.from_pretrained(tmp_path, variant="fp16")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in components["latent_upsampler"].state_dict().items())

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ltx2_diffusers import LTX2AudioVideoTransformer
-from ltx2_diffusers.benchmarks import diffusers_pipeline_from_folder
 from ltx2_diffusers.utils.tiny import tiny_pipeline
 
+from .oracles_pipeline import diffusers_pipeline_from_folder
 from .oracles_tapi import DIFFUSERS_TINY, LTX23, diffusers, transformer_twins, with_transformer
 
 TOL = 1e-5

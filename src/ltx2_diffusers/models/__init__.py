@@ -12,7 +12,7 @@ from .latent_upsampler_ltx2 import LTX2LatentUpsampler, upsample_normalized_late
 from .rope import audio_coordinates, video_coordinates
 from .text_connectors_ltx2 import LTX2TextConnectors, LTX2TextEmbeddings
 from .tiling import VideoTiling
-from .transformer_ltx2 import LTX2AudioVideoTransformer, LTX2TransformerOutput
+from .transformer_ltx2 import LTX2AudioVideoTransformer, LTX2TransformerOutput, LTX2VideoTransformer3DModel
 from .vocoder_bwe_ltx2 import LTX2VocoderWithBWE
 from .vocoder_ltx2 import LTX2Vocoder
 
@@ -25,6 +25,7 @@ __all__ = [
     "upsample_normalized_latents",
     "LTX2AudioAutoencoder",
     "LTX2AudioVideoTransformer",
+    "LTX2VideoTransformer3DModel",
     "LTX2TextConnectors",
     "LTX2TextEmbeddings",
     "LTX2TransformerOutput",

@@ -26,7 +26,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .strict_loading import StrictLoadingMixin
 from .tiling import AxisPlan, VideoTiling, plan_axis
-from .video_vae_blocks import VideoDecoder3d, VideoEncoder3d, per_block
+from .video_vae_blocks import LTX2VideoDecoder3d, LTX2VideoEncoder3d, per_block
 
 logger = logging.get_logger(__name__)
 
@@ -159,11 +159,11 @@ class LTX2VideoAutoencoder(StrictLoadingMixin, ModelMixin, ConfigMixin):
             if mode not in ("zeros", "reflect", "replicate", "circular"):
                 raise ValueError(f"{name}_spatial_padding_mode must be zeros, reflect, replicate or circular, got "
                                  f"{mode!r}.")
-        self.encoder = VideoEncoder3d(
+        self.encoder = LTX2VideoEncoder3d(
             in_channels, latent_channels, block_out_channels, layers_per_block, spatio_temporal_scaling,
             downsample_type, patch_size, patch_size_t, resnet_norm_eps, encoder_spatial_padding_mode,
         )
-        self.decoder = VideoDecoder3d(
+        self.decoder = LTX2VideoDecoder3d(
             latent_channels, out_channels, decoder_block_out_channels, decoder_layers_per_block,
             decoder_spatio_temporal_scaling, upsample_type, upsample_residual, upsample_factor, decoder_inject_noise,
             timestep_conditioning, patch_size, patch_size_t, resnet_norm_eps, decoder_spatial_padding_mode,

@@ -35,6 +35,18 @@ def loading_problems(model: torch.nn.Module, info: Mapping[str, Any]) -> list[st
     return problems
 
 
+def _no_weights_error(directory: str, variant: str | None) -> OSError:
+    """diffusers' error for a local folder without loadable weights (it names the pickle it looked for last); with
+    a pickle present, how to read it."""
+    suffix = f".{variant}" if variant else ""
+    pickled = sorted(n for n in os.listdir(directory) if n.endswith(".bin"))
+    if pickled:
+        return OSError(f"{directory} holds only pickled weights ({', '.join(pickled)}), which are not unpickled "
+                       f"unless you pass use_safetensors=False (only for files you trust).")
+    return OSError(f"Error no file named diffusion_pytorch_model{suffix}.bin found in directory {directory}, nor "
+                   f"diffusion_pytorch_model{suffix}.safetensors (pass the `variant` the folder was saved with).")
+
+
 class StrictLoadingMixin:
     """``from_pretrained`` that refuses incomplete or extra weights and never unpickles unless asked."""
 
@@ -44,9 +56,16 @@ class StrictLoadingMixin:
         the meta device, or a :class:`WeightLoadError`. ``use_safetensors`` defaults to ``True`` (pass ``False`` to
         read a pickled ``.bin`` checkpoint you trust)."""
         wants_info = kwargs.pop("output_loading_info", False)
-        if kwargs.get("use_safetensors") is None:
+        defaulted = kwargs.get("use_safetensors") is None
+        if defaulted:
             kwargs["use_safetensors"] = True
-        model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        except OSError as error:
+            directory = os.path.join(str(pretrained_model_name_or_path), kwargs.get("subfolder") or "")
+            if defaulted and os.path.isdir(directory):
+                raise _no_weights_error(directory, kwargs.get("variant")) from error
+            raise
         problems = loading_problems(model, info)
         if problems:
             subfolder = kwargs.get("subfolder")

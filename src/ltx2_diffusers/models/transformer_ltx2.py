@@ -48,7 +48,8 @@ from .transformer_inputs import (
 )
 from .transformer_ltx2_block import LTX2TransformerBlock, Modulation, StreamState, block_table_rows
 
-__all__ = ["LTX2AudioVideoTransformer", "LTX2TransformerBlock", "LTX2TransformerOutput", "Modulation", "StreamState"]
+__all__ = ["LTX2AudioVideoTransformer", "LTX2TransformerBlock", "LTX2TransformerOutput", "LTX2VideoTransformer3DModel",
+           "Modulation", "StreamState"]
 
 # ----------------------------------------------------------------------------------------------------------------
 # Model
@@ -76,7 +77,7 @@ _UNSUPPORTED_FLAGS = {  # config flags of other LTX versions and the value LTX-2
 }
 
 
-class LTX2AudioVideoTransformer(
+class LTX2VideoTransformer3DModel(
     StrictLoadingMixin, ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin, CacheMixin
 ):
     r"""LTX-2 dual-stream audio+video transformer.
@@ -126,6 +127,7 @@ class LTX2AudioVideoTransformer(
     """
 
     _supports_gradient_checkpointing = True
+    _former_names = ("LTX2AudioVideoTransformer",)  # folders saved under this package's earlier class name
     _no_split_modules = ["LTX2TransformerBlock"]
     _repeated_blocks = ["LTX2TransformerBlock"]
     _skip_layerwise_casting_patterns = [
@@ -547,3 +549,8 @@ class LTX2AudioVideoTransformer(
         if not return_dict:
             return sample, audio_sample
         return LTX2TransformerOutput(sample=sample, audio_sample=audio_sample)
+
+
+# The class carries diffusers' name (folders, configs and messages read as diffusers' do); this package's earlier name
+# stays importable and loadable from folders that were saved under it.
+LTX2AudioVideoTransformer = LTX2VideoTransformer3DModel

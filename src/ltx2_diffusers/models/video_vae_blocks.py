@@ -243,22 +243,30 @@ class Upsampler3d(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class _ResnetStack(nn.Module):
-    """Runs ``self.resnets`` with optional gradient checkpointing (shared by the three block kinds)."""
+class _Checkpointed(nn.Module):
+    """diffusers' ``gradient_checkpointing`` switch (set by ``enable_gradient_checkpointing``): :meth:`_run` recomputes
+    ``module`` in the backward pass when it is on and gradients are being recorded. The class names of the VAE's
+    modules are diffusers' (its checkpointing is applied to modules of these names)."""
 
     gradient_checkpointing = False
+
+    def _run(self, module: nn.Module, *args: object) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(module, *args)
+        return module(*args)
+
+
+class _ResnetStack(_Checkpointed):
+    """Runs ``self.resnets``, each checkpointed when enabled (shared by the three block kinds)."""
 
     def _run_resnets(self, x: torch.Tensor, temb: torch.Tensor | None, generator: torch.Generator | None,
                      causal: bool) -> torch.Tensor:
         for resnet in self.resnets:
-            if torch.is_grad_enabled() and self.gradient_checkpointing:
-                x = self._gradient_checkpointing_func(resnet, x, temb, generator, causal)
-            else:
-                x = resnet(x, temb, generator, causal)
+            x = self._run(resnet, x, temb, generator, causal)
         return x
 
 
-class DownBlock3d(_ResnetStack):
+class LTX2VideoDownBlock3D(_ResnetStack):
     """``num_layers`` residual blocks at ``in_channels``, then an optional down-sampler to ``out_channels``."""
 
     def __init__(
@@ -292,7 +300,7 @@ class DownBlock3d(_ResnetStack):
         return x
 
 
-class MidBlock3d(_ResnetStack):
+class LTX2VideoMidBlock3d(_ResnetStack):
     """``num_layers`` residual blocks; with timestep conditioning they share one embedding of width ``4·C``."""
 
     def __init__(
@@ -319,7 +327,7 @@ class MidBlock3d(_ResnetStack):
         return self._run_resnets(x, temb, generator, causal)
 
 
-class UpBlock3d(_ResnetStack):
+class LTX2VideoUpBlock3d(_ResnetStack):
     """Optional channel-changing residual block, optional up-sampler, then ``num_layers`` residual blocks."""
 
     def __init__(
@@ -375,7 +383,7 @@ class UpBlock3d(_ResnetStack):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class VideoEncoder3d(nn.Module):
+class LTX2VideoEncoder3d(_Checkpointed):
     """Pixels ``[B, C, F, H, W]`` -> ``[B, latent+1, F', H', W']`` (latent means and one shared log-variance)."""
 
     def __init__(
@@ -405,9 +413,10 @@ class VideoEncoder3d(nn.Module):
         width = latent_channels
         self.down_blocks = nn.ModuleList()
         for out, num_layers, down, kind in zip(block_out_channels, layers, scaling, kinds):
-            self.down_blocks.append(DownBlock3d(width, out, num_layers, eps, down, kind, spatial_padding_mode))
+            self.down_blocks.append(
+                LTX2VideoDownBlock3D(width, out, num_layers, eps, down, kind, spatial_padding_mode))
             width = out
-        self.mid_block = MidBlock3d(width, mid_layers, eps, spatial_padding_mode=spatial_padding_mode)
+        self.mid_block = LTX2VideoMidBlock3d(width, mid_layers, eps, spatial_padding_mode=spatial_padding_mode)
         self.conv_out = CausalConv3d(width, latent_channels + 1, spatial_padding_mode=spatial_padding_mode)
         self.factors = total_factors(kinds, scaling, self.patch)
 
@@ -415,12 +424,12 @@ class VideoEncoder3d(nn.Module):
         x = space_to_depth(x, self.patch, width_first=True)  # [B, C·t·p·p, F, H/p, W/p]
         x = self.conv_in(x, causal=causal)
         for block in self.down_blocks:
-            x = block(x, causal=causal)
-        x = self.mid_block(x, causal=causal)
+            x = self._run(block, x, causal)
+        x = self._run(self.mid_block, x, None, None, causal)
         return self.conv_out(F.silu(pixel_norm(x)), causal=causal)  # [B, latent + 1, F', H', W']
 
 
-class VideoDecoder3d(nn.Module):
+class LTX2VideoDecoder3d(_Checkpointed):
     """Latents ``[B, latent, F', H', W']`` -> pixels ``[B, C, 8(F'-1)+1, 32H', 32W']`` (for the LTX-2 layout).
 
     Per-block arguments follow the file format's convention: ``block_out_channels``, ``layers_per_block``,
@@ -469,12 +478,14 @@ class VideoDecoder3d(nn.Module):
 
         width = widths[0]
         self.conv_in = CausalConv3d(latent_channels, width, spatial_padding_mode=spatial_padding_mode)
-        self.mid_block = MidBlock3d(width, layers[0], eps, noise[0], timestep_conditioning, spatial_padding_mode)
+        self.mid_block = LTX2VideoMidBlock3d(width, layers[0], eps, noise[0], timestep_conditioning,
+                                             spatial_padding_mode)
         self.up_blocks = nn.ModuleList()
         for i in range(blocks):
             block_in, width = width // factor[i], widths[i] // factor[i]
-            self.up_blocks.append(UpBlock3d(block_in, width, layers[i + 1], eps, scaling[i], kinds[i], residual[i],
-                                            factor[i], noise[i + 1], timestep_conditioning, spatial_padding_mode))
+            self.up_blocks.append(LTX2VideoUpBlock3d(
+                block_in, width, layers[i + 1], eps, scaling[i], kinds[i], residual[i], factor[i], noise[i + 1],
+                timestep_conditioning, spatial_padding_mode))
         self.conv_out = CausalConv3d(width, out_channels * math.prod(self.patch),
                                      spatial_padding_mode=spatial_padding_mode)
         self.timestep_scale_multiplier = self.time_embedder = self.scale_shift_table = None
@@ -494,9 +505,8 @@ class VideoDecoder3d(nn.Module):
         x = self.conv_in(z, causal=causal)
         if self.timestep_scale_multiplier is not None:
             temb = temb * self.timestep_scale_multiplier.to(temb.dtype)  # [B]
-        x = self.mid_block(x, temb, generator, causal)
-        for block in self.up_blocks:
-            x = block(x, temb, generator, causal)
+        for block in (self.mid_block, *self.up_blocks):
+            x = self._run(block, x, temb, generator, causal)
         x = pixel_norm(x)
         if self.time_embedder is not None:
             emb = self.time_embedder(temb.flatten(), x.dtype).view(x.shape[0], -1, 1, 1, 1)  # [B, 2C, 1, 1, 1]

@@ -27,7 +27,7 @@ PIPELINE_CLASS = "LTX2Pipeline"
 # our class name -> (library, class) that diffusers writes in model_index.json for the same component. Extend it when
 # a component gains a class (e.g. a vocoder variant): reading maps the same names back (see `folder_loading`).
 DIFFUSERS_CLASSES: dict[str, tuple[str, str]] = {
-    "LTX2AudioVideoTransformer": ("diffusers", "LTX2VideoTransformer3DModel"),
+    "LTX2VideoTransformer3DModel": ("diffusers", "LTX2VideoTransformer3DModel"),
     "LTX2VideoAutoencoder": ("diffusers", "AutoencoderKLLTX2Video"),
     "LTX2AudioAutoencoder": ("diffusers", "AutoencoderKLLTX2Audio"),
     "LTX2TextConnectors": ("ltx2", "LTX2TextConnectors"),

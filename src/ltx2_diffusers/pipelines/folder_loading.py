@@ -159,7 +159,8 @@ def folder_component_class(pipeline_class: type, name: str, entry: list[Any], wh
     whose diffusers name, the folder gives."""
     class_name = entry[1]
     for cls in candidate_classes(pipeline_class, name):
-        if class_name in (cls.__name__, DIFFUSERS_CLASSES.get(cls.__name__, (None, None))[1]):
+        if class_name in (cls.__name__, DIFFUSERS_CLASSES.get(cls.__name__, (None, None))[1],
+                          *getattr(cls, "_former_names", ())):
             return cls
     known = [n for cls in candidate_classes(pipeline_class, name)
              for n in (cls.__name__, DIFFUSERS_CLASSES.get(cls.__name__, (None, cls.__name__))[1])]
