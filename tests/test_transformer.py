@@ -177,8 +177,8 @@ def test_diffusers_class_attributes():
         (dict(video_coords=torch.zeros(2, 2, 12, 2)), r"\[2, 3, 12, 2\]"),
         (dict(audio_coords=torch.zeros(2, 1, 4, 2)), r"\[2, 1, 5, 2\]"),
         (dict(sigma=torch.rand(2, 3)), r"sigma must be \[2\]"),
-        (dict(spatio_temporal_guidance_blocks=[2]), r"\[0, 2\)"),
-        (dict(audio_spatio_temporal_guidance_blocks=[-1]), r"audio_spatio_temporal_guidance_blocks must lie"),
+        (dict(spatio_temporal_guidance_blocks=[0.7]), r"integer block indices in \[0, 2\)"),
+        (dict(audio_spatio_temporal_guidance_blocks="0"), r"audio_spatio_temporal_guidance_blocks must be a list"),
         (dict(isolate_modalities=torch.tensor([True, False, True])), r"\[2\] bool tensor"),
         (dict(encoder_attention_mask=torch.ones(2, 5)), r"\(2, 6\)"),
     ],
@@ -203,3 +203,17 @@ def test_bad_input_raises_clear_value_error(change, message):
 def test_bad_config_raises_clear_value_error(config, message):
     with pytest.raises(ValueError, match=message):
         tiny_model(**config)
+
+
+def test_stg_blocks_outside_the_model_perturb_nothing_as_in_diffusers(caplog):
+    """diffusers' pipelines pass their default [28] to models of any depth: such indices name no block."""
+    model = tiny_model()
+    inputs = tiny_inputs()
+    with torch.no_grad():
+        plain = model(**inputs, return_dict=False)
+        perturbed = model(**inputs, spatio_temporal_guidance_blocks=[0], return_dict=False)
+        with caplog.at_level("WARNING"):
+            outside = model(**inputs, spatio_temporal_guidance_blocks=[28, -1], return_dict=False)
+    assert not torch.allclose(plain[0], perturbed[0])  # block 0 is perturbed: STG does act in this model
+    assert torch.equal(plain[0], outside[0]) and torch.equal(plain[1], outside[1])
+    assert "[-1, 28] name no block of this 2-block transformer" in caplog.text

@@ -7,10 +7,14 @@ device, runs on the meta device and compiles to one graph. Checks of values (fin
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 
 import torch
+from diffusers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 MASK_BIAS = -10000.0  # additive bias of a masked key, diffusers' convention for multiplicative masks
 TIMESTEP_UNITS = ("scaled", "sigma")
@@ -177,12 +181,24 @@ def isolation_flag(flag: bool | torch.Tensor, batch: int) -> bool | torch.Tensor
 
 
 def check_blocks(blocks: object, num_layers: int, name: str) -> frozenset[int]:
+    """Block indices as a set. Integers outside ``[0, num_layers)`` name no block and perturb nothing, as in
+    diffusers' forward (whose pipelines pass their default ``[28]`` whatever the depth); they are logged once. The
+    pipeline refuses them at its boundary."""
     if blocks is None:
         return frozenset()
     if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
         raise ValueError(f"{name} must be a list of block indices, got {type(blocks).__name__}.")
     blocks = list(blocks)
-    if any(isinstance(i, bool) or not hasattr(i, "__index__") or not 0 <= operator.index(i) < num_layers
-           for i in blocks):
-        raise ValueError(f"{name} must lie in [0, {num_layers}), got {blocks}.")
-    return frozenset(operator.index(i) for i in blocks)
+    if any(isinstance(i, bool) or not hasattr(i, "__index__") for i in blocks):
+        raise ValueError(f"{name} must be a list of integer block indices in [0, {num_layers}), got {blocks}.")
+    indices = frozenset(operator.index(i) for i in blocks)
+    outside = tuple(sorted(i for i in indices if not 0 <= i < num_layers))
+    if outside:
+        _warn_unused_blocks(name, outside, num_layers)
+    return indices - frozenset(outside)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_unused_blocks(name: str, outside: tuple[int, ...], num_layers: int) -> None:
+    logger.warning("%s %s name no block of this %d-block transformer; they perturb nothing.", name, list(outside),
+                   num_layers)
