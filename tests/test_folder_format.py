@@ -14,8 +14,9 @@ from diffusers.pipelines.ltx2 import LTX2Vocoder as TheirVocoder
 
 from ltx2_diffusers import LTX2AudioVideoPipeline, LTX2LatentUpsampler, LTX2Scheduler
 from ltx2_diffusers.models.audio_processing import audio_latent_length
-from ltx2_diffusers.pipelines.latents import pack_video_latents
 from ltx2_diffusers.utils.tiny import tiny_pipeline
+
+from .oracles_pipeline import diffusers_latents_as_ours
 
 FRAMES, HEIGHT, WIDTH, FPS, STEPS = 9, 64, 96, 24.0, 3
 CLIP = dict(num_frames=FRAMES, height=HEIGHT, width=WIDTH, frame_rate=FPS)
@@ -119,8 +120,10 @@ def test_diffusers_runs_our_folder_as_written_with_our_result(saved, theirs):
                        noise_scale=0.0, use_cross_timestep=True, generator=torch.Generator().manual_seed(0), **common)
     planned = torch.tensor(ours.plan(prompt="x", **common).stages[0].sigmas)
     torch.testing.assert_close(theirs.scheduler.sigmas, planned, rtol=0, atol=1e-6)  # one schedule, both libraries
-    their_video = pack_video_latents(ours.vae.normalize_latents(other.frames))
-    their_audio = ours.audio_vae.normalize_latents(other.audio)
-    assert (mine.frames - video).abs().max() > 0.1 and mine.audio.abs().mean() > 0.3  # the sampler moved them
-    assert (mine.frames - their_video).abs().max() <= 1e-4
-    assert (mine.audio - their_audio).abs().max() <= 1e-4
+    my_video, my_audio = diffusers_latents_as_ours(ours, mine.frames, mine.audio)
+    assert (my_video - video).abs().max() > 0.1 and my_audio.abs().mean() > 0.3  # the sampler moved them
+    assert mine.frames.shape == other.frames.shape and mine.audio.shape == other.audio.shape  # one latent layout
+    # compared where the sampler works: normalised tokens
+    their_video, their_audio = diffusers_latents_as_ours(ours, other.frames, other.audio)
+    assert (my_video - their_video).abs().max() <= 1e-4
+    assert (my_audio - their_audio).abs().max() <= 1e-4
