@@ -307,8 +307,19 @@ def test_foreign_components_are_refused_with_a_pointer(pipe):
 
     components = dict(pipe.components)
     components["transformer"] = torch.nn.Linear(2, 2)
-    with pytest.raises(ValueError, match="must be a LTX2AudioVideoTransformer"):
+    with pytest.raises(ValueError, match="must be a LTX2VideoTransformer3DModel"):
         LTX2AudioVideoPipeline(**components)
+
+
+def test_diffusers_constructor_keywords_build_the_pipeline(pipe):
+    """diffusers' LTX2Pipeline components dict has the LTX-2.5 slots set to None: the same dict builds ours."""
+    from ltx2_diffusers import LTX2AudioVideoPipeline
+
+    slots = dict(processor=None, prompt_enhancer=None, duration_head=None)
+    built = LTX2AudioVideoPipeline(**dict(pipe.components), **slots)
+    assert built.transformer is pipe.transformer and "duration_head" not in built.components
+    with pytest.raises(ValueError, match=r"\['duration_head'\] belong to LTX-2.5.*pass None"):
+        LTX2AudioVideoPipeline(**dict(pipe.components), **{**slots, "duration_head": torch.nn.Linear(2, 2)})
 
 
 def test_memory_features_of_diffusers_work():

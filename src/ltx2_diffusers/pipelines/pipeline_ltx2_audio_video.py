@@ -133,8 +133,19 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         transformer: LTX2AudioVideoTransformer,
         vocoder: LTX2Vocoder | LTX2VocoderWithBWE,
         latent_upsampler: LTX2LatentUpsampler | None = None,
+        processor: None = None,
+        prompt_enhancer: None = None,
+        duration_head: None = None,
     ) -> None:
         super().__init__()
+        # diffusers' LTX2Pipeline takes these LTX-2.5 components (None for LTX-2.0/2.3): accepted as None, so that a
+        # components dict built for diffusers' pipeline builds this one
+        given = [name for name, value in (("processor", processor), ("prompt_enhancer", prompt_enhancer),
+                                          ("duration_head", duration_head)) if value is not None]
+        if given:
+            raise ValueError(f"{given} belong to LTX-2.5 (a Gemma-4 processor / prompt enhancer, the duration head), "
+                             f"which this LTX-2.0/2.3 pipeline does not run; pass None or leave them out (prompt "
+                             f"enhancement uses the pipeline's Gemma-3: enable_prompt_enhancement=True).")
         scheduler = as_ltx2_scheduler(scheduler)
         for name, expected in self._component_classes.items():
             component = scheduler if name == "scheduler" else locals()[name]
