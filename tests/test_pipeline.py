@@ -315,7 +315,7 @@ def test_diffusers_constructor_keywords_build_the_pipeline(pipe):
     """diffusers' LTX2Pipeline components dict has the LTX-2.5 slots set to None: the same dict builds ours."""
     from ltx2_diffusers import LTX2AudioVideoPipeline
 
-    slots = dict(processor=None, prompt_enhancer=None, duration_head=None)
+    slots = dict(processor=None, prompt_enhancer=None, duration_head=None, audio_scheduler=None)
     built = LTX2AudioVideoPipeline(**dict(pipe.components), **slots)
     assert built.transformer is pipe.transformer and "duration_head" not in built.components
     with pytest.raises(ValueError, match=r"\['duration_head'\] belong to LTX-2.5.*pass None"):

@@ -279,3 +279,12 @@ def test_a_pipeline_without_a_text_encoder_needs_embeddings():
         plan(facts(has_text_encoder=False))
     p = plan(facts(has_text_encoder=False), prompt=None, prompt_embeds=EMBEDS, negative_prompt_embeds=EMBEDS)
     assert p.text.prompts is None and p.batch == 1
+
+
+def test_components_that_drift_apart_run_with_a_warning_and_mismatches_are_refused(caplog):
+    drift = "the transformer places video tokens with vae_scale_factors=(8, 16, 16)"
+    with caplog.at_level("WARNING"):
+        assert plan(facts(drifts=(drift,))).stages
+    assert "components drift apart: " + drift in caplog.text
+    with pytest.raises(ValueError, match="do not fit together: the VAE has 64"):
+        plan(facts(mismatches=("the VAE has 64",)))

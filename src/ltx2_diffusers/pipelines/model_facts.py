@@ -17,7 +17,7 @@ import torch
 from ..models.audio_processing import waveform_length
 from ..models.tiling import VideoTiling
 from ..schedulers.scheduling_ltx2 import LTX2Scheduler
-from .compatibility import component_mismatches
+from .compatibility import component_drifts, component_mismatches
 from .defaults import LTX_2_0, LTX_2_3, ModelDefaults, model_version
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -85,6 +85,8 @@ class PipelineFacts:
         memory_bytes: memory of the device that runs the call (``None``: unknown, no bound).
         mismatches: what the components disagree on (:func:`~.compatibility.component_mismatches`); a plan refuses
             to run with any.
+        drifts: disagreements that run but differ from training (:func:`~.compatibility.component_drifts`);
+            logged once.
     """
 
     defaults: ModelDefaults
@@ -106,6 +108,7 @@ class PipelineFacts:
     memory_bytes: int | None = None
     vocoder_samples_per_mel_frame: int | None = None
     mismatches: tuple[str, ...] = ()
+    drifts: tuple[str, ...] = ()
 
     @property
     def samples_per_mel_frame(self) -> int:
@@ -153,6 +156,7 @@ class PipelineFacts:
             mismatches=tuple(component_mismatches(transformer=transformer, vae=vae, audio_vae=audio_vae,
                                                   vocoder=vocoder, connectors=connectors,
                                                   latent_upsampler=latent_upsampler)),
+            drifts=tuple(component_drifts(transformer=transformer, vae=vae, audio_vae=audio_vae, vocoder=vocoder)),
         )
 
     @classmethod

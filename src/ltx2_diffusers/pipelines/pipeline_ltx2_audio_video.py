@@ -136,16 +136,19 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         processor: None = None,
         prompt_enhancer: None = None,
         duration_head: None = None,
+        audio_scheduler: None = None,
     ) -> None:
         super().__init__()
-        # diffusers' LTX2Pipeline takes these LTX-2.5 components (None for LTX-2.0/2.3): accepted as None, so that a
-        # components dict built for diffusers' pipeline builds this one
+        # diffusers' LTX-2 pipelines take these LTX-2.5 components (None for LTX-2.0/2.3): accepted as None, so that
+        # a components dict built for diffusers' pipelines builds this one
         given = [name for name, value in (("processor", processor), ("prompt_enhancer", prompt_enhancer),
-                                          ("duration_head", duration_head)) if value is not None]
+                                          ("duration_head", duration_head), ("audio_scheduler", audio_scheduler))
+                 if value is not None]
         if given:
-            raise ValueError(f"{given} belong to LTX-2.5 (a Gemma-4 processor / prompt enhancer, the duration head), "
-                             f"which this LTX-2.0/2.3 pipeline does not run; pass None or leave them out (prompt "
-                             f"enhancement uses the pipeline's Gemma-3: enable_prompt_enhancement=True).")
+            raise ValueError(f"{given} belong to LTX-2.5 (a Gemma-4 processor / prompt enhancer, the duration head, "
+                             f"a separate audio scheduler), which this LTX-2.0/2.3 pipeline does not run (one "
+                             f"scheduler drives both streams); pass None or leave them out (prompt enhancement uses "
+                             f"the pipeline's Gemma-3: enable_prompt_enhancement=True).")
         scheduler = as_ltx2_scheduler(scheduler)
         for name, expected in self._component_classes.items():
             component = scheduler if name == "scheduler" else locals()[name]

@@ -40,7 +40,7 @@ from .call_inputs import (
     latent_sizes,
     per_video_values,
 )
-from .compatibility import check_fit
+from .compatibility import check_fit, warn_drifts
 from .conditioning import ImageCondition, as_conditions, condition_latent_frames
 from .guidance import GuidanceParams, passes_needed
 from .latents import VideoLatentShape, check_video_size
@@ -192,6 +192,7 @@ def plan_generation(facts: PipelineFacts, arguments: Mapping[str, Any]) -> Gener
     against the components' ``facts`` and returns the plan; ``ValueError`` naming the argument for any mistake, or
     the components' disagreements when they do not fit together."""
     check_fit(facts.mismatches)
+    warn_drifts(facts.drifts)
     a = dict(arguments)
     output_type = as_choice(a["output_type"], "output_type", OUTPUT_TYPES)
     num_videos = as_int(a["num_videos_per_prompt"], "num_videos_per_prompt", minimum=1)
