@@ -69,7 +69,7 @@ def test_forward_runs_on_the_meta_device():
 
 GUIDED = dict(num_frames=9, height=64, width=96, max_sequence_length=32, output_type="latent", negative_prompt="blur",
               guidance_scale=3.0, audio_guidance_scale=7.0, stg_scale=1.0, audio_stg_scale=1.0, modality_scale=3.0,
-              audio_modality_scale=3.0, stg_blocks=[1], image_crf=0)
+              audio_modality_scale=3.0, spatio_temporal_guidance_blocks=[1], image_crf=0)
 
 
 def _image() -> np.ndarray:

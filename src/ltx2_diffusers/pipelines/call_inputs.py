@@ -120,6 +120,10 @@ def attention_options(value: Any) -> dict[str, Any] | None:  # noqa: ANN401
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ValueError(f"`attention_kwargs` must be a dict (e.g. {{'scale': 0.5}} for the LoRA scale), got "
                          f"{type(value).__name__}.")
+    unknown = sorted(set(value) - {"scale"})
+    if unknown:
+        raise ValueError(f"attention_kwargs {unknown} are not used by LTX-2's attention; only 'scale' (the LoRA "
+                         f"scale) is.")
     if "scale" in value:
         as_float(value["scale"], "attention_kwargs['scale']")
     return dict(value)
