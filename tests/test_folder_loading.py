@@ -3,6 +3,7 @@ diffusers' scheduler) and loads strictly: every damaged folder, file or config i
 any tensor is read where the headers tell; pickles are never opened unless asked for."""
 
 import json
+import logging
 import math
 import shutil
 
@@ -238,3 +239,31 @@ def test_a_text_encoder_missing_a_tensor_is_refused(copy):
     message = _load_fails(copy, "text_encoder: the weights do not load strictly")
     assert "1 missing" in message and "gate_proj.weight" in message
     assert LTX2AudioVideoPipeline.from_pretrained(copy, text_encoder=None).text_encoder is None  # skip Gemma
+
+
+def test_a_pipeline_never_writes_pickles_and_reports_each_load_as_diffusers_does(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path, safe_serialization=False)
+    assert not list(tmp_path.rglob("*.bin")) and (tmp_path / "vae" / WEIGHTS).is_file()
+    channel = diffusers.utils.logging.get_logger("diffusers.pipelines.pipeline_utils")
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    channel.addHandler(handler)
+    level = channel.level
+    channel.setLevel(diffusers.logging.INFO)
+    try:
+        loaded = LTX2AudioVideoPipeline.from_pretrained(tmp_path)
+    finally:
+        channel.removeHandler(handler)
+        channel.setLevel(level)
+    assert torch.equal(loaded.vae.decoder.conv_in.conv.weight, pipe.vae.decoder.conv_in.conv.weight)
+    for name in ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder"):
+        assert any(line.startswith(f"Loaded {name} as ") and f"`{name}` subfolder" in line for line in lines), name
+
+
+def test_optional_components_may_be_none_and_text_components_may_be_left_out(pipe, copy):
+    assert LTX2AudioVideoPipeline._optional_components == ["latent_upsampler"]
+    no_text = LTX2AudioVideoPipeline.from_pretrained(copy, text_encoder=None, tokenizer=None, latent_upsampler=None)
+    assert no_text.text_encoder is None and no_text.latent_upsampler is None
+    with pytest.raises(ValueError, match="pass `prompt_embeds`"):
+        no_text("a cat", num_frames=9, height=64, width=96)

@@ -47,6 +47,10 @@ from .weight_files import (
 )
 
 logger = logging.get_logger(__name__)
+# where diffusers' DiffusionPipeline.from_pretrained reports each loaded component (at INFO)
+DIFFUSERS_LOADING_LOG = logging.get_logger("diffusers.pipelines.pipeline_utils")
+# may be None in a folder or a call: a pipeline without them takes prompt embeddings
+TEXT_COMPONENTS = ("text_encoder", "tokenizer")
 
 DOWNLOAD_KEYS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 LOAD_KEYS = ("torch_dtype", "dtype", "variant", "use_safetensors", "low_cpu_mem_usage")
@@ -336,9 +340,10 @@ def load_pipeline_components(pipeline_class: type, path: str | os.PathLike, kwar
         else:
             raise FolderLoadError(f"{folder / 'model_index.json'}: {name} is a {entry[0]}.{entry[1]}; this package "
                                   f"loads it with transformers only (or pass {name}=... yourself).")
-        if components[name] is not None and name not in kwargs:
-            logger.info("%s: loaded the folder's %s as %s", name, entry[1], type(components[name]).__name__)
-    optional = set(pipeline_class._optional_components)
+        if components[name] is not None and name not in kwargs:  # diffusers' log line, on diffusers' logger
+            DIFFUSERS_LOADING_LOG.info("Loaded %s as %s from `%s` subfolder of %s.", name,
+                                       type(components[name]).__name__, name, path)
+    optional = set(pipeline_class._optional_components) | set(TEXT_COMPONENTS)
     missing = [n for n in names if components[n] is None and n not in optional]
     if missing:
         raise FolderLoadError(f"{folder / 'model_index.json'} lists no {', '.join(missing)} (or None was passed): an "

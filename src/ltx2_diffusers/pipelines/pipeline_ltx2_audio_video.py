@@ -111,7 +111,9 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
     """
 
     model_cpu_offload_seq = "text_encoder->connectors->transformer->latent_upsampler->vae->audio_vae->vocoder"
-    _optional_components = ["text_encoder", "tokenizer", "latent_upsampler"]
+    # diffusers' sense: may be None with every call still working. The text encoder and tokenizer may be None too
+    # (embeddings-only pipelines: calls then take `prompt_embeds`), see `folder_loading.TEXT_COMPONENTS`.
+    _optional_components = ["latent_upsampler"]
     _callback_tensor_inputs = list(CALLBACK_TENSORS)
 
     # Our class for each component of a pipeline folder: a class, or a tuple of classes that the folder's class name
@@ -194,6 +196,16 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         pipe = cls(**load_pipeline_components(cls, pretrained_model_name_or_path, dict(kwargs)))
         pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
         return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True,
+                        **kwargs: Any) -> None:  # noqa: ANN401
+        """diffusers' ``save_pretrained`` (components, then ``model_index.json`` in diffusers' format, see
+        :meth:`save_config`), with weights always written as safetensors: pickles are never written, as they are
+        never read by default (``safe_serialization=False`` is logged and ignored)."""
+        if not safe_serialization:
+            logger.warning("save_pretrained writes safetensors only (pickled .bin weights are never written); "
+                           "safe_serialization=False is ignored.")
+        super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
 
     def save_config(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
         """Writes the folder's ``model_index.json`` (``save_pretrained`` calls this after saving the components) in
