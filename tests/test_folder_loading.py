@@ -110,8 +110,8 @@ def test_a_typo_in_a_local_path_is_a_missing_folder_not_a_hub_lookup(saved, monk
 
 
 def test_options_diffusers_would_silently_ignore_are_refused(saved):
-    with pytest.raises(ValueError, match=r"does not take \['device_map'\]"):
-        LTX2AudioVideoPipeline.from_pretrained(saved, device_map="cuda")
+    with pytest.raises(ValueError, match=r"does not take \['quantization_config'\]"):
+        LTX2AudioVideoPipeline.from_pretrained(saved, quantization_config={"load_in_8bit": True})
 
 
 def test_diffusers_scheduler_is_mapped_wherever_it_is_given(pipe, saved):
@@ -267,3 +267,14 @@ def test_optional_components_may_be_none_and_text_components_may_be_left_out(pip
     assert no_text.text_encoder is None and no_text.latent_upsampler is None
     with pytest.raises(ValueError, match="pass `prompt_embeds`"):
         no_text("a cat", num_frames=9, height=64, width=96)
+
+
+def test_device_map_names_one_device_as_in_diffusers(saved):
+    loaded = LTX2AudioVideoPipeline.from_pretrained(saved, device_map="cpu")
+    assert loaded.transformer.device.type == "cpu"
+    for bad in ("balanced", {"": 0}, True):
+        with pytest.raises(ValueError, match="must name one device"):
+            LTX2AudioVideoPipeline.from_pretrained(saved, device_map=bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no cuda device"):
+            LTX2AudioVideoPipeline.from_pretrained(saved, device_map="cuda")

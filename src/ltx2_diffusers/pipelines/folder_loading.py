@@ -91,14 +91,36 @@ def check_load_kwargs(kwargs: Mapping[str, Any], component_names: list[str]) -> 
     if unknown:
         raise ValueError(f"LTX2AudioVideoPipeline.from_pretrained does not take {unknown}. It takes components by "
                          f"name ({', '.join(component_names)}), {', '.join(LOAD_KEYS)} and the Hub download options "
-                         f"({', '.join(DOWNLOAD_KEYS)}); to load a component with other options (device_map, "
-                         f"quantization_config, ...), load it with its own from_pretrained and pass it by name.")
+                         f"({', '.join(DOWNLOAD_KEYS)}); to load a component with other options "
+                         f"(quantization_config, ...), load it with its own from_pretrained and pass it by name.")
     use_safetensors = kwargs.get("use_safetensors")
     if use_safetensors is not None and not isinstance(use_safetensors, bool):
         raise ValueError(f"use_safetensors must be True, False or None, got {use_safetensors!r}.")
     variant = kwargs.get("variant")
     if variant is not None and (not isinstance(variant, str) or not re.fullmatch(r"[\w-]+", variant)):
         raise ValueError(f"variant must be a name such as 'fp16' or 'bf16', got {variant!r}.")
+
+
+def single_device_map(device_map: Any) -> torch.device | None:  # noqa: ANN401
+    """``device_map`` as diffusers' pipelines take it for one device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, an index or
+    a ``torch.device``): the device every component goes to after loading. Maps that spread a pipeline over several
+    devices are refused with what to use instead."""
+    if device_map is None:
+        return None
+    one_device = isinstance(device_map, (str, torch.device))
+    if one_device or (isinstance(device_map, int) and not isinstance(device_map, bool)):
+        try:
+            device = torch.device(device_map)
+        except (RuntimeError, TypeError, ValueError):
+            device = None
+        if device is not None:
+            if device.type != "cpu" and not getattr(torch, device.type).is_available():
+                raise ValueError(f"device_map={device_map!r}: this machine has no {device.type} device; pass "
+                                 f"device_map='cpu' or leave it out.")
+            return device
+    raise ValueError(f"device_map must name one device ('cuda', 'cuda:1', 'cpu' or an index), got {device_map!r}; "
+                     f"to spread the pipeline over devices or keep it off the accelerator between uses, load it "
+                     f"and call enable_model_cpu_offload() or enable_group_offload().")
 
 
 def _looks_local(path: str | os.PathLike) -> bool:
@@ -352,5 +374,15 @@ def load_pipeline_components(pipeline_class: type, path: str | os.PathLike, kwar
     return components
 
 
-__all__ = ["FolderLoadError", "component_dtypes", "folder_component_class", "load_model", "load_pipeline_components",
-           "load_transformers_component", "meta_model", "read_model_index", "resolve_folder"]
+__all__ = [
+    "FolderLoadError",
+    "component_dtypes",
+    "folder_component_class",
+    "load_model",
+    "load_pipeline_components",
+    "load_transformers_component",
+    "meta_model",
+    "read_model_index",
+    "resolve_folder",
+    "single_device_map",
+]

@@ -38,7 +38,7 @@ from .conditioning import keyframe_coordinates
 from .defaults import DEFAULT_NEGATIVE_PROMPT
 from .denoising import StreamInputs, denoise_step, predict_x0
 from .folder_format import write_folder_format
-from .folder_loading import load_pipeline_components
+from .folder_loading import load_pipeline_components, single_device_map
 from .lora import LTX2LoraLoaderMixin
 from .model_facts import PipelineFacts
 from .pipeline_attributes import LTX2PipelineAttributes, follow_guidance
@@ -187,15 +187,18 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         Keyword arguments: components by name (used as given, e.g. ``text_encoder=None`` to skip Gemma);
         ``torch_dtype`` / ``dtype`` (a ``torch.dtype``, or a dict by component name with ``"default"``); ``variant``;
         ``use_safetensors`` (``False`` allows pickled ``.bin`` weights, refused by default); ``low_cpu_mem_usage``;
-        and the Hub download options (``cache_dir``, ``token``, ``revision``, ``local_files_only``, ...).
+        ``device_map`` naming one device (``"cuda"``, ``"cpu"``); and the Hub download options (``cache_dir``,
+        ``token``, ``revision``, ``local_files_only``, ...).
 
         Raises:
             ValueError: a bad argument; ``FolderLoadError`` (a ``ValueError``) for a folder or file that cannot be
                 loaded; ``MissingFolderError`` (also a ``FileNotFoundError``) for a local path that does not exist.
         """
-        pipe = cls(**load_pipeline_components(cls, pretrained_model_name_or_path, dict(kwargs)))
+        kwargs = dict(kwargs)
+        device = single_device_map(kwargs.pop("device_map", None))
+        pipe = cls(**load_pipeline_components(cls, pretrained_model_name_or_path, kwargs))
         pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
-        return pipe
+        return pipe if device is None else pipe.to(device)
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True,
                         **kwargs: Any) -> None:  # noqa: ANN401
