@@ -303,7 +303,7 @@ def test_local_gemma_folder_becomes_text_encoder_and_tokenizer(tiny, tmp_path):
     assert (folder / "tokenizer" / "tokenizer_config.json").is_file()
     assert not list((folder / "text_encoder").glob("tokenizer*"))
     pipe = LTX2AudioVideoPipeline.from_pretrained(folder)
-    embeds, _ = pipe.encode_prompt("a cat", do_classifier_free_guidance=False, max_sequence_length=16)
+    embeds, _ = pipe.encode_text_embeddings("a cat", do_classifier_free_guidance=False, max_sequence_length=16)
     assert embeds.video_embeds.shape[-1] == HIDDEN and embeds.video_embeds.abs().mean() > 0.01
     with pytest.raises(ValueError, match="no config.json"):
         convert_checkpoint(source, tmp_path / "out2", text_encoder=tmp_path / "nowhere")

@@ -93,6 +93,30 @@ def test_prompt_embeds_tensors_with_masks_mean_what_diffusers_encode_prompt_retu
     assert _max_diff(mine[0], other[0]) <= TOL and _max_diff(mine[1], other[1]) <= TOL
 
 
+def test_encode_prompt_returns_what_diffusers_encode_prompt_returns(pipes, start, reference_run):
+    """diffusers' contract: four tensors from the text encoder alone, which the call takes back."""
+    from ltx2_diffusers import LTX2AudioVideoPipeline
+
+    ours, theirs, _ = pipes
+    video, audio = start
+    text_only = LTX2AudioVideoPipeline(**{name: (component if name in ("text_encoder", "tokenizer") else None)
+                                          for name, component in ours.components.items()})
+    with torch.no_grad():
+        mine = text_only.encode_prompt(PROMPT, NEGATIVE, True, 2, max_sequence_length=32)
+        other = theirs.encode_prompt(PROMPT, NEGATIVE, True, 2, max_sequence_length=32)
+        for a, b in zip(mine, other):
+            assert a.shape[0] == 2 and torch.equal(a, b)
+        given = dict(zip(("prompt_embeds", "prompt_attention_mask", "negative_prompt_embeds",
+                          "negative_prompt_attention_mask"), (t[:1] for t in mine)))
+        again = ours(**given, latents=video, audio_latents=audio, return_dict=False,
+                     **{**COMMON, "negative_prompt": None})
+    assert _max_diff(again[0], reference_run[0][0]) <= 1e-6
+    with pytest.raises(ValueError, match="without prompt_attention_mask"):
+        text_only.encode_prompt(prompt_embeds=mine[0])
+    with pytest.raises(ValueError, match="built without scheduler, vae, audio_vae, connectors, transformer, vocoder"):
+        text_only(PROMPT)
+
+
 def test_motion_speed_conditions_the_positions_as_in_diffusers(pipes, start, reference_run):
     ours, theirs, _ = pipes
     video, audio = start

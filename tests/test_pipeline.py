@@ -135,7 +135,7 @@ def test_callback_reads_and_edits_both_streams(pipe):
 
 
 def test_prompt_embeds_round_trip_and_cache(pipe):
-    positive, negative = pipe.encode_prompt("a cello", "noise", max_sequence_length=32)
+    positive, negative = pipe.encode_text_embeddings("a cello", "noise", max_sequence_length=32)
     from_embeds = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, generator=_gen(),
                        output_type="latent", **CLIP)
     from_text = pipe("a cello", negative_prompt="noise", generator=_gen(), output_type="latent", **CLIP)
@@ -380,8 +380,8 @@ def test_encode_prompt_defaults_to_the_negative_prompt_the_call_uses(pipe):
     from ltx2_diffusers.pipelines.defaults import DEFAULT_NEGATIVE_PROMPT
 
     with torch.no_grad():
-        _, default = pipe.encode_prompt("a bird sings", max_sequence_length=64)
-        _, explicit = pipe.encode_prompt("a bird sings", DEFAULT_NEGATIVE_PROMPT, max_sequence_length=64)
-        _, empty = pipe.encode_prompt("a bird sings", "", max_sequence_length=64)
+        _, default = pipe.encode_text_embeddings("a bird sings", max_sequence_length=64)
+        _, explicit = pipe.encode_text_embeddings("a bird sings", DEFAULT_NEGATIVE_PROMPT, max_sequence_length=64)
+        _, empty = pipe.encode_text_embeddings("a bird sings", "", max_sequence_length=64)
     assert torch.equal(default.video_embeds, explicit.video_embeds)
     assert not torch.equal(default.video_embeds, empty.video_embeds)

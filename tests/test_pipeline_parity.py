@@ -71,7 +71,7 @@ def reference(pipe):
 @pytest.fixture(scope="module")
 def embeds(pipe):
     with torch.no_grad():
-        return pipe.encode_prompt(PROMPT, NEGATIVE, True, 1, max_sequence_length=TEXT_LENGTH)
+        return pipe.encode_text_embeddings(PROMPT, NEGATIVE, True, 1, max_sequence_length=TEXT_LENGTH)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -527,7 +527,7 @@ def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
                  "guidance, as it was trained", args.quiet)
 
         with timer.phase("text encoding"):
-            positive_embeds, negative_embeds = pipe.encode_prompt(
+            positive_embeds, negative_embeds = pipe.encode_text_embeddings(
                 args.prompt, plan.text.negative_prompts, plan.text.needs_negative,
                 max_sequence_length=args.max_sequence_length)
             synchronize(device)

@@ -49,7 +49,13 @@ from .prompt_enhancement import enhance_prompts
 from .sources import SourceTokens, encode_audio_source, encode_conditions, encode_video_source
 from .stage_adapters import muted_adapters
 from .starting_state import audio_starting_point, noised, video_starting_point
-from .text_encoding import DEFAULT_MAX_SEQUENCE_LENGTH, LTX2PromptEncoder, check_prompts
+from .text_encoding import (
+    DEFAULT_MAX_SEQUENCE_LENGTH,
+    LTX2PromptEncoder,
+    check_max_sequence_length,
+    check_prompts,
+    packed_text_features,
+)
 from .text_plan import TextFeatures, TextPlan, with_enhancement
 from .token_tiling import TokenTiling, predict_x0_tiled, tile_layouts
 from .transformer_call import TransformerWithOptions, lora_scale, transformer_options
@@ -151,7 +157,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
                              f"a separate audio scheduler), which this LTX-2.0/2.3 pipeline does not run (one "
                              f"scheduler drives both streams); pass None or leave them out (prompt enhancement uses "
                              f"the pipeline's Gemma-3: enable_prompt_enhancement=True).")
-        scheduler = as_ltx2_scheduler(scheduler)
+        scheduler = as_ltx2_scheduler(scheduler) if scheduler is not None else None  # None: a text-only pipeline
         for name, expected in self._component_classes.items():
             component = scheduler if name == "scheduler" else locals()[name]
             if component is not None and not isinstance(component, expected):
@@ -254,6 +260,11 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
 
     def facts(self, device: torch.device | str | None = None) -> PipelineFacts:
         """What a plan needs to know of the components (their configs and state, never their weights)."""
+        absent = [name for name in ("scheduler", "vae", "audio_vae", "connectors", "transformer", "vocoder")
+                  if getattr(self, name) is None]
+        if absent:
+            raise ValueError(f"This pipeline was built without {', '.join(absent)}, so it cannot generate (it can "
+                             f"encode prompts); build it with every component, e.g. from_pretrained(folder).")
         return PipelineFacts.from_components(
             transformer=self.transformer, vae=self.vae, audio_vae=self.audio_vae, vocoder=self.vocoder,
             connectors=self.connectors, scheduler=self.scheduler, latent_upsampler=self.latent_upsampler,
@@ -275,13 +286,70 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         negative_prompt: str | list[str] | None = None,
         do_classifier_free_guidance: bool = True,
         num_videos_per_prompt: int = 1,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        max_sequence_length: int = 1024,
+        scale_factor: int = 8,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """diffusers' ``encode_prompt``: Gemma-3's packed hidden states ``[B, T, D·(L+1)]`` and ``[B, T]`` masks for
+        the prompts and (with guidance) the negative prompts, repeated ``num_videos_per_prompt`` times; the call takes
+        them back as ``prompt_embeds`` / ``prompt_attention_mask`` (and the negative pair). Needs only the text
+        encoder and tokenizer. With guidance and no negative prompt the negative is the reference's default one, as
+        in ``__call__``. ``scale_factor`` is accepted for diffusers' signature (the connectors normalise).
+
+        :meth:`encode_text_embeddings` returns the connectors' outputs instead (cached per prompt; reusing them skips
+        the connectors too)."""
+        if self.text_encoder is None or self.tokenizer is None:
+            raise ValueError("encode_prompt needs the pipeline's text_encoder and tokenizer; this pipeline has none.")
+        length = check_max_sequence_length(
+            max_sequence_length, self.connectors.register_multiple if self.connectors is not None else 1)
+        if prompt_embeds is None:
+            prompts = check_prompts(prompt)
+            prompt_embeds, prompt_attention_mask = packed_text_features(self.text_encoder, self.tokenizer, prompts,
+                                                                        length)
+        elif prompt_attention_mask is None:
+            raise ValueError("prompt_embeds given without prompt_attention_mask: pass both (as encode_prompt returns "
+                             "them).")
+        batch = prompt_embeds.shape[0]
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            negatives = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
+            negatives = check_prompts([negatives] * batch if isinstance(negatives, str) else negatives)
+            if len(negatives) != batch:
+                raise ValueError(f"negative_prompt has {len(negatives)} entries for {batch} prompts: pass one, or one "
+                                 f"per prompt.")
+            negative_prompt_embeds, negative_prompt_attention_mask = packed_text_features(
+                self.text_encoder, self.tokenizer, negatives, prompt_embeds.shape[1])
+        device = device or self._execution_device
+
+        def ready(t: torch.Tensor | None, cast: bool) -> torch.Tensor | None:
+            if t is None:
+                return None
+            t = t.repeat_interleave(num_videos_per_prompt, dim=0).to(device)
+            return t.to(dtype) if cast and dtype is not None else t
+
+        prompt_embeds, negative_prompt_embeds = ready(prompt_embeds, True), ready(negative_prompt_embeds, True)
+        prompt_attention_mask = ready(prompt_attention_mask, False)
+        negative_prompt_attention_mask = ready(negative_prompt_attention_mask, False)
+        return prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
+
+    def encode_text_embeddings(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
         prompt_embeds: LTX2TextEmbeddings | None = None,
         negative_prompt_embeds: LTX2TextEmbeddings | None = None,
         max_sequence_length: int = 1024,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None]:
-        """Per-stream text embeddings (see :meth:`LTX2PromptEncoder.encode_prompt`); reusable as ``prompt_embeds``.
+        """Per-stream text embeddings, the connectors' outputs (see :meth:`LTX2PromptEncoder.encode_prompt`),
+        cached per prompt; reusable as ``prompt_embeds`` (the call then skips the text encoder and the connectors).
 
         With guidance and no negative prompt, the negative is the reference's default one, as in ``__call__``.
         """
@@ -505,8 +573,8 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         t = plan.text
         given = [self._connect(e) if isinstance(e, TextFeatures) else e
                  for e in (t.prompt_embeds, t.negative_prompt_embeds)]
-        return self.encode_prompt(prompts, t.negative_prompts, t.needs_negative, plan.num_videos_per_prompt,
-                                  *given, t.max_sequence_length, device, dtype)
+        return self.encode_text_embeddings(prompts, t.negative_prompts, t.needs_negative,
+                                           plan.num_videos_per_prompt, *given, t.max_sequence_length, device, dtype)
 
     def _connect(self, given: TextFeatures) -> LTX2TextEmbeddings:
         """diffusers' packed text-encoder features ``[B, T, D·(L+1)]`` and mask -> the connectors' embeddings."""

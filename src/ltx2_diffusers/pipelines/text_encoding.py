@@ -157,6 +157,19 @@ def text_encoder_hidden_states(
     return torch.stack(out.hidden_states, dim=-1)  # [B, T, D, L + 1]
 
 
+@torch.no_grad()
+def packed_text_features(
+    text_encoder: nn.Module, tokenizer: Any, prompts: Sequence[str], max_sequence_length: int  # noqa: ANN401
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """diffusers' ``prompt_embeds`` and ``prompt_attention_mask`` for ``prompts``: the text encoder's hidden states
+    packed hidden-major, layer-minor ``[B, T, D·(L+1)]`` and the ``[B, T]`` token mask (what the connectors take)."""
+    language_model = base_language_model(text_encoder)
+    input_ids, attention_mask = tokenize_prompts(tokenizer, prompts, max_sequence_length)
+    _wake_offloaded(text_encoder)
+    hidden_states = text_encoder_hidden_states(language_model, input_ids, attention_mask)  # [B, T, D, L + 1]
+    return hidden_states.flatten(2), attention_mask.to(hidden_states.device)  # [B, T, D·(L+1)], [B, T]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Cache
 # ----------------------------------------------------------------------------------------------------------------
