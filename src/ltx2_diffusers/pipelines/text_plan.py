@@ -128,8 +128,8 @@ def check_embeds(embeds: Any, mask: Any, name: str, mask_name: str) -> GivenEmbe
             raise ValueError(f"`{mask_name}` must hold only 0 (padding) and 1 (token).")
         return TextFeatures(features, mask)
     raise ValueError(f"`{name}` must be the LTX2TextEmbeddings that pipe.encode_text_embeddings returns, or "
-                     f"diffusers' packed text-encoder features tensor [B, T, D·(L+1)] (pipe.encode_prompt) with `{mask_name}`; "
-                     f"got {type(embeds).__name__}.")
+                     f"diffusers' packed text-encoder features tensor [B, T, D·(L+1)] (pipe.encode_prompt) with "
+                     f"`{mask_name}`; got {type(embeds).__name__}.")
 
 
 def with_negative(text: TextPlan, needed: bool) -> TextPlan:
