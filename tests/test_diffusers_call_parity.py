@@ -4,6 +4,9 @@ meanings meet: the latent output layout and the ``return_dict=False`` tuple, ``p
 masks, ``motion_speed``, ``timesteps``, frame-0 ``conditions``, ``use_cross_timestep`` and the pipeline attributes.
 """
 
+import ast
+import inspect
+import textwrap
 
 import numpy as np
 import pytest
@@ -115,6 +118,13 @@ def test_encode_prompt_returns_what_diffusers_encode_prompt_returns(pipes, start
         text_only.encode_prompt(prompt_embeds=mine[0])
     with pytest.raises(ValueError, match="built without scheduler, vae, audio_vae, connectors, transformer, vocoder"):
         text_only(PROMPT)
+    # diffusers' tests map the returned tensors to call arguments by the names in encode_prompt's return statements
+    from diffusers.utils.source_code_parsing_utils import ReturnNameVisitor
+
+    visitor = ReturnNameVisitor()
+    visitor.visit(ast.parse(textwrap.dedent(inspect.getsource(LTX2AudioVideoPipeline.encode_prompt))))
+    assert visitor.return_names == ["prompt_embeds", "prompt_attention_mask", "negative_prompt_embeds",
+                                    "negative_prompt_attention_mask"]
 
 
 def test_motion_speed_conditions_the_positions_as_in_diffusers(pipes, start, reference_run):
