@@ -40,6 +40,7 @@ from .denoising import StreamInputs, denoise_step, predict_x0
 from .folder_format import write_folder_format
 from .folder_loading import load_pipeline_components
 from .lora import LTX2LoraLoaderMixin
+from .low_memory import LTX2LowMemoryMixin
 from .model_facts import PipelineFacts
 from .pipeline_attributes import LTX2PipelineAttributes, follow_guidance
 from .pipeline_decoding import LTX2DecodingMixin
@@ -66,7 +67,8 @@ class EncodedSources:
     conditions: dict[int, list]  # stage index -> [EncodedCondition]
 
 
-class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, DiffusionPipeline, LTX2LoraLoaderMixin):
+class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, LTX2LowMemoryMixin, DiffusionPipeline,
+                             LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2, every mode in one call.
 
     * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
@@ -228,13 +230,13 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         return PipelineFacts.from_components(
             transformer=self.transformer, vae=self.vae, audio_vae=self.audio_vae, vocoder=self.vocoder,
             connectors=self.connectors, scheduler=self.scheduler, latent_upsampler=self.latent_upsampler,
-            has_text_encoder=self.text_encoder is not None and self.tokenizer is not None,
+            has_text_encoder=self.text_encoder is not None and self.tokenizer is not None or self._released_encoder(),
             device=device if device is not None else self._execution_device)
 
     def plan(self, **kwargs: Any) -> GenerationPlan:  # noqa: ANN401
         """The checked plan of ``pipe(**kwargs)``: sizes, streams, guidance, stages and a memory estimate; raises the
         ``ValueError`` the call would raise. Nothing runs."""
-        return plan_generation(self.facts(), call_arguments(**kwargs))
+        return plan_generation(self.facts(), self._memory_call_defaults(call_arguments(**kwargs)))
 
     # ------------------------------------------------------------------------------------------------------------
     # Lifecycle steps
@@ -258,10 +260,12 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         """
         if do_classifier_free_guidance and negative_prompt is None and negative_prompt_embeds is None:
             negative_prompt = DEFAULT_NEGATIVE_PROMPT
-        return self.prompt_encoder.encode_prompt(
+        embeds = self.prompt_encoder.encode_prompt(
             prompt, negative_prompt, do_classifier_free_guidance, num_videos_per_prompt, prompt_embeds,
             negative_prompt_embeds, max_sequence_length, device or self._execution_device, dtype,
         )
+        self._after_text_encoding()  # the low-memory profile frees the accelerator of the text encoder here
+        return embeds
 
     def enhance_prompt(
         self, prompt: str | list[str], system_prompt: str | None = None, max_new_tokens: int | None = None,
@@ -439,7 +443,8 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
             callback_on_step_end_tensor_inputs: names passed to the callback.
             max_sequence_length: text length (multiple of the connectors' register count).
         """
-        plan = plan_generation(self.facts(), {name: value for name, value in locals().items() if name != "self"})
+        arguments = {name: value for name, value in locals().items() if name != "self"}
+        plan = plan_generation(self.facts(), self._memory_call_defaults(arguments))
         device, dtype = self._execution_device, self.transformer.dtype
         per_token = bool(plan.conditions) or plan.video_source is not None or plan.audio_source is not None
         options = {id(t): transformer_options(t, plan.use_cross_timestep, plan.attention_kwargs, per_token)
