@@ -46,6 +46,7 @@ from .pipeline_attributes import LTX2PipelineAttributes, follow_guidance
 from .pipeline_decoding import LTX2DecodingMixin
 from .pipeline_output import LTX2PipelineOutput
 from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation
+from .prompt_cache import LTX2PromptCacheMixin
 from .prompt_enhancement import enhance_prompts
 from .sources import SourceTokens, encode_audio_source, encode_conditions, encode_video_source
 from .stage_adapters import muted_adapters
@@ -67,8 +68,8 @@ class EncodedSources:
     conditions: dict[int, list]  # stage index -> [EncodedCondition]
 
 
-class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, LTX2LowMemoryMixin, DiffusionPipeline,
-                             LTX2LoraLoaderMixin):
+class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, LTX2LowMemoryMixin, LTX2PromptCacheMixin,
+                             DiffusionPipeline, LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2, every mode in one call.
 
     * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
@@ -219,6 +220,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, LTX2LowM
             encoder = self._prompt_encoder = LTX2PromptEncoder(self.text_encoder, self.tokenizer, self.connectors)
         elif self.text_encoder is not None and encoder.text_encoder is not self.text_encoder:
             encoder.set_text_encoder(self.text_encoder, self.tokenizer)
+        encoder.disk_cache = self._disk_prompt_cache()  # None unless enable_prompt_cache was called
         return encoder
 
     # ------------------------------------------------------------------------------------------------------------
