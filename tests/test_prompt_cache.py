@@ -143,7 +143,7 @@ def test_generate_second_run_skips_gemma(folder, tmp_path, monkeypatch, capsys):
     calls = _count_text_encoder_calls(monkeypatch)
     base = ["generate", "--model", str(folder), "--prompt", "a cat", "--negative-prompt", "bad",
             "--max-sequence-length", str(T), "--steps", "1", "--frames", "9", "--height", "64", "--width", "96",
-            "--prompt-cache", str(tmp_path / "cache")]
+            "--prompt-cache", str(tmp_path / "cache"), "--low-vram"]
     assert cli.main(base + ["--output", str(tmp_path / "a.mp4")]) == 0
     assert len(calls) == 1
     loaded = []
@@ -154,5 +154,25 @@ def test_generate_second_run_skips_gemma(folder, tmp_path, monkeypatch, capsys):
     assert len(calls) == 1 and loaded[0]["text_encoder"] is None and loaded[0]["tokenizer"] is None
     assert "text encoder not loaded" in capsys.readouterr().err
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
-    with pytest.raises(SystemExit):
-        cli.main(base[:-1] + [str(tmp_path / "a.mp4"), "--output", str(tmp_path / "c.mp4")])  # a file, not a folder
+    for extra, message in ((["--prompt-cache", str(tmp_path / "a.mp4")], "is a file; pass a folder"),
+                           (["--offload", "model"], "drop --offload model"),
+                           (["--text-encoder", "int8"], "pass --low-vram too")):
+        argv = base[:-3] + extra + (["--low-vram"] if "--offload" in extra else [])
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv + ["--output", str(tmp_path / "c.mp4")])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_pipeline_without_text_encoder_takes_cached_prompts(folder, tmp_path):
+    pipe = LTX2AudioVideoPipeline.from_pretrained(folder)
+    pipe.enable_prompt_cache(tmp_path)
+    call = dict(negative_prompt="bad", num_frames=9, height=64, width=96, num_inference_steps=1,
+                max_sequence_length=T, output_type="latent")
+    want = pipe("a cat", generator=torch.Generator().manual_seed(0), **call).frames
+    bare = LTX2AudioVideoPipeline.from_pretrained(folder, text_encoder=None, tokenizer=None)
+    with pytest.raises(ValueError, match="no text encoder"):
+        bare.plan(prompt="a cat", **call)
+    bare.enable_prompt_cache(tmp_path, folder_text_identity(folder))
+    assert torch.equal(bare("a cat", generator=torch.Generator().manual_seed(0), **call).frames, want)
+    with pytest.raises(ValueError, match="not cached"):
+        bare("a new prompt", **call)

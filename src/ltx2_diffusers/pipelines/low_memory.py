@@ -185,12 +185,14 @@ class LTX2LowMemoryMixin:
             arguments["decode_tiling"] = True
         return arguments
 
-    def _released_encoder(self) -> bool:
-        """The profile released the text encoder after caching prompts: prompts are accepted (a cached one encodes;
-        another raises the prompt encoder's ``ValueError``)."""
+    def _prompts_from_cache(self) -> bool:
+        """Without a text encoder, prompts are still accepted when they may be cached: the profile released the
+        encoder after caching prompts, or a disk prompt cache is enabled (a cached prompt encodes; another raises the
+        prompt encoder's ``ValueError``, before any denoising)."""
         encoder = self._prompt_encoder
-        return self.low_memory is not None and self.low_memory.release_text_encoder and encoder is not None and \
-            len(encoder.cache) > 0
+        released = self.low_memory is not None and self.low_memory.release_text_encoder and encoder is not None \
+            and len(encoder.cache) > 0
+        return released or getattr(self, "_disk_cache_settings", None) is not None
 
     def _after_text_encoding(self) -> None:
         """Frees the accelerator of the text encoder before denoising (or drops it: ``release_text_encoder``)."""

@@ -232,7 +232,8 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, LTX2LowM
         return PipelineFacts.from_components(
             transformer=self.transformer, vae=self.vae, audio_vae=self.audio_vae, vocoder=self.vocoder,
             connectors=self.connectors, scheduler=self.scheduler, latent_upsampler=self.latent_upsampler,
-            has_text_encoder=self.text_encoder is not None and self.tokenizer is not None or self._released_encoder(),
+            has_text_encoder=(self.text_encoder is not None and self.tokenizer is not None)
+            or self._prompts_from_cache(),
             device=device if device is not None else self._execution_device)
 
     def plan(self, **kwargs: Any) -> GenerationPlan:  # noqa: ANN401
