@@ -536,8 +536,8 @@ def _prompt_cache(args: argparse.Namespace, dtype: torch.dtype, int8: bool) -> A
     folder = None if directory is None else local_folder(args.model)
     if folder is None:
         if directory is not None:
-            _say(f"prompt cache: {args.model} is not downloaded yet; this run fills the Hub cache, the next one "
-                 f"uses the prompt cache", args.quiet)
+            _say(f"prompt cache: {args.model} is not downloaded yet, so its text identity cannot be read; this run "
+                 f"does not use the prompt cache (the next one will)", args.quiet)
         return None
     return disk_cache(folder, directory, dtype, int8)
 
