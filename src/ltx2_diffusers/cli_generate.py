@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .cli_errors import GenerateError, failure, load_error_message, one_line_parser_errors, text_encoder_message
-from .cli_prompt_cache import cached_embeddings, connector_widths, disk_cache, local_folder, prompt_cache_dir
+from .cli_prompt_cache import cached_embeddings, connector_widths, local_folder, open_prompt_cache, prompt_cache_dir
 from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
 from .pipelines.conditioning import read_image
 from .pipelines.model_facts import PipelineFacts
@@ -529,19 +529,6 @@ def _prepare(args: argparse.Namespace) -> tuple[torch.device, torch.dtype, dict[
     return device, dtype, kwargs, plan
 
 
-def _prompt_cache(args: argparse.Namespace, dtype: torch.dtype, int8: bool) -> Any:  # noqa: ANN401
-    """The disk prompt cache of ``--prompt-cache`` for a local folder (or a Hub id already downloaded), else
-    ``None``."""
-    directory = prompt_cache_dir(getattr(args, "prompt_cache", None))
-    folder = None if directory is None else local_folder(args.model)
-    if folder is None:
-        if directory is not None:
-            _say(f"prompt cache: {args.model} is not downloaded yet, so its text identity cannot be read; this run "
-                 f"does not use the prompt cache (the next one will)", args.quiet)
-        return None
-    return disk_cache(folder, directory, dtype, int8)
-
-
 def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, kwargs: dict[str, Any],
              plan: Any) -> int:  # noqa: ANN401
     """Loads the model, generates, exports and prints the summary."""
@@ -550,7 +537,8 @@ def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
     timer = PhaseTimer()
     with progress_bars(not args.quiet):
         low_vram, text_mode = getattr(args, "low_vram", False), getattr(args, "text_encoder", None)
-        cache = _prompt_cache(args, dtype, low_vram and text_mode == "int8")
+        cache = open_prompt_cache(getattr(args, "prompt_cache", None), args.model, dtype,
+                                  low_vram and text_mode == "int8", lambda line: _say(line, args.quiet))
         cached = None if cache is None else cached_embeddings(
             cache, connector_widths(local_folder(args.model)), args.prompt,
             plan.text.negative_prompts if plan.text.needs_negative else None, args.max_sequence_length)

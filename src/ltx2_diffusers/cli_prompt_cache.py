@@ -3,6 +3,7 @@ all cached loads the pipeline without Gemma-3 (see :mod:`ltx2_diffusers.pipeline
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -62,3 +63,17 @@ def connector_widths(folder: Path) -> tuple[int, int]:
     with torch.device("meta"):
         connectors = LTX2TextConnectors.from_config(LTX2TextConnectors.load_config(folder / "connectors"))
     return connectors.embedding_dims
+
+
+def open_prompt_cache(value: str | None, model: str, dtype: torch.dtype, int8: bool, say: Callable[[str], None]
+                      ) -> DiskPromptCache | None:
+    """The disk prompt cache of ``--prompt-cache`` for a local folder (or a Hub id already downloaded), else
+    ``None``."""
+    directory = prompt_cache_dir(value)
+    folder = None if directory is None else local_folder(model)
+    if folder is None:
+        if directory is not None:
+            say(f"prompt cache: {model} is not downloaded yet, so its text identity cannot be read; this run does "
+                f"not use the prompt cache (the next one will)")
+        return None
+    return disk_cache(folder, directory, dtype, int8)
