@@ -152,7 +152,8 @@ def test_generate_second_run_skips_gemma(folder, tmp_path, monkeypatch, capsys):
                         classmethod(lambda cls, *a, **k: loaded.append(k) or original(cls, *a, **k)))
     assert cli.main(base + ["--output", str(tmp_path / "b.mp4")]) == 0
     assert len(calls) == 1 and loaded[0]["text_encoder"] is None and loaded[0]["tokenizer"] is None
-    assert "text encoder not loaded" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "text encoder not loaded" in err and "low-vram profile (no accelerator: offload skipped)" in err
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     for extra, message in ((["--prompt-cache", str(tmp_path / "a.mp4")], "is a file; pass a folder"),
                            (["--offload", "model"], "drop --offload model"),

@@ -554,6 +554,7 @@ def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
         _say(f"loaded {args.model} in {timer.seconds['load']:.1f} s ({device}, {str(dtype).removeprefix('torch.')}"
              f"{', offload ' + args.offload if args.offload != 'none' else ''}{', fp8 weights' if args.fp8 else ''}"
              f"{', low-vram profile' if low_vram else ''}"
+             f"{' (no accelerator: offload skipped)' if low_vram and not pipe.low_memory.group_offload else ''}"
              f"{', text encoder not loaded: every prompt is in the prompt cache' if cached is not None else ''})",
              args.quiet)
         if pipe.scheduler.config.get("sigmas") is not None and not args.distilled:
