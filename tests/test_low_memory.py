@@ -125,6 +125,8 @@ def test_bad_arguments_are_refused_before_anything_changes():
         pipe.enable_low_memory("cpu", text_encoder="fp4")
     with pytest.raises(ValueError, match="refine_tile_tokens"):
         pipe.enable_low_memory("cpu", refine_tile_tokens=0)
+    with pytest.raises(ValueError, match="fp8_weights must be True or False"):
+        pipe.enable_low_memory("cpu", fp8_weights="yes")
     assert pipe.low_memory is None and pipe.transformer.transformer_blocks[0].attn1.to_q.weight.dtype == torch.float32
     pipe.enable_low_memory("cpu", fp8_weights=False)
     with pytest.raises(ValueError, match="already"):

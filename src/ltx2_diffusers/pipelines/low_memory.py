@@ -24,6 +24,7 @@ import torch
 from diffusers.utils import logging
 from torch import nn
 
+from .text_encoding import _free_accelerator_memory
 from .token_tiling import TokenTiling
 
 logger = logging.get_logger(__name__)
@@ -128,6 +129,11 @@ class LTX2LowMemoryMixin:
         text_encoder = check_text_encoder_mode(text_encoder)
         if isinstance(refine_tile_tokens, bool) or not isinstance(refine_tile_tokens, int) or refine_tile_tokens < 1:
             raise ValueError(f"refine_tile_tokens must be a positive integer, got {refine_tile_tokens!r}.")
+        for name, flag in (("fp8_weights", fp8_weights), ("release_text_encoder", release_text_encoder)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, got {flag!r}.")
+        if offload_hooks is not None and not isinstance(offload_hooks, bool):
+            raise ValueError(f"offload_hooks must be None, True or False, got {offload_hooks!r}.")
         if any(hasattr(m, "_hf_hook") for m in self.components.values() if isinstance(m, nn.Module)):
             raise ValueError("enable_low_memory places the components itself: call it instead of "
                              "enable_model_cpu_offload / enable_sequential_cpu_offload, on a fresh pipeline.")
@@ -157,8 +163,9 @@ class LTX2LowMemoryMixin:
                                              use_stream=device.type == "cuda")
         else:
             transformer.to(device)
-            logger.info("enable_low_memory: no accelerator (device %s): group offload skipped, the transformer stays "
-                        "on the %s; fp8 storage, the text-encoder placement and tiling still apply.", device, device)
+            reason = "offload_hooks=False" if accelerator else f"no accelerator (device {device})"
+            logger.info("enable_low_memory: %s: group offload skipped, the transformer stays on the %s; fp8 storage, "
+                        "the text-encoder placement and tiling still apply.", reason, device)
         # 3. The small components stay on the device
         for name in ("vae", "audio_vae", "vocoder", "latent_upsampler"):
             module = getattr(self, name)
@@ -209,8 +216,3 @@ class LTX2LowMemoryMixin:
             self.register_modules(text_encoder=None)
             gc.collect()
         _free_accelerator_memory()
-
-
-def _free_accelerator_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
