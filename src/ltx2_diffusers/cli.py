@@ -59,6 +59,16 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.suite == "gpu":
+        from .bench_suite import run_suite
+
+        if args.json is None:
+            raise ValueError("--suite gpu writes its results to a JSON file: pass --json PATH.")
+        skip = tuple(name for name in (args.skip or "").split(",") if name)
+        run_suite(args.json, tiny=args.tiny, steps=args.steps, runs=args.runs, skip=skip,
+                  say=lambda line: print(line, flush=True))
+        print(f"results: {args.json}", flush=True)
+        return 0
     for library in (diffusers.utils.logging, transformers.utils.logging):  # the table, not load/save chatter
         library.set_verbosity_error()
         library.disable_progress_bar()
@@ -105,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--runs", type=int, default=3, help="timed runs per comparison (median reported)")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     bench.add_argument("--full", action="store_true", help="also time the 19B transformer (needs CUDA and ~80 GB)")
+    bench.add_argument("--suite", choices=("compare", "gpu"), default="compare",
+                       help="compare: the markdown table (default); gpu: full-size forward (bf16, compiled, fp8) and "
+                       "a two-stage 121-frame 1536x1024 generation under the low-memory profile, phase by phase")
+    bench.add_argument("--json", default=None, metavar="PATH", help="--suite gpu: results file, rewritten after "
+                       "each phase")
+    bench.add_argument("--tiny", action="store_true", help="--suite gpu: tiny configs on the CPU (dry run)")
+    bench.add_argument("--steps", type=int, default=4, help="--suite gpu: stage-1 steps of the generation")
+    bench.add_argument("--skip", default=None, metavar="PHASE[,PHASE]", help="--suite gpu: phases to skip "
+                       "(forward, forward_compiled, forward_fp8, low_memory_generation, text_encoding_cpu)")
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:
@@ -115,3 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_errors import one_line
 
         parser.exit(2, f"ltx2-diffusers: error: {one_line(error)}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

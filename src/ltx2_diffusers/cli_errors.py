@@ -151,6 +151,8 @@ def oom_message(error: BaseException) -> str | None:
         return None
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return (f"out of memory ({first_line}). Options, roughly from least to most effect on speed: "
+            "--low-vram (the ~16 GB profile: Gemma on the CPU, fp8 transformer weights streamed block by block, "
+            "tiled refinement and decode); "
             "--dtype bfloat16 (half the memory of float32 weights and activations); "
             "--fp8 (fp8 storage of the transformer's weights, pipe.transformer.enable_layerwise_casting); "
             "--decode-tiling (decode the video in tiles); "

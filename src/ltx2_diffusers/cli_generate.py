@@ -20,11 +20,13 @@ from typing import Any
 import torch
 
 from .cli_errors import GenerateError, failure, load_error_message, one_line_parser_errors, text_encoder_message
+from .cli_prompt_cache import cached_embeddings, connector_widths, local_folder, open_prompt_cache, prompt_cache_dir
 from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
 from .pipelines.conditioning import read_image
 from .pipelines.model_facts import PipelineFacts
 from .pipelines.pipeline_ltx2_audio_video import call_arguments
 from .pipelines.plan import plan_generation
+from .pipelines.prompt_cache import folder_text_identity
 from .pipelines.token_tiling import TokenTiling
 from .utils.dtypes import DTYPES
 from .utils.export import check_output_path
@@ -229,6 +231,15 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="diffusers CPU offload: whole components or layer by layer (needs an accelerator)")
     stages.add_argument("--fp8", action="store_true",
                         help="store the transformer's weights in fp8 (layerwise casting), computing in --dtype")
+    stages.add_argument("--low-vram", action="store_true",
+                        help="the ~16 GB profile (pipe.enable_low_memory): Gemma off the GPU and released after "
+                        "encoding, fp8 transformer weights offloaded block by block, tiled refinement and decode")
+    stages.add_argument("--text-encoder", choices=("cpu", "int8"), default=None,
+                        help="with --low-vram: Gemma on the CPU (default), or int8 weights on the GPU while it "
+                        "encodes (needs torchao)")
+    stages.add_argument("--prompt-cache", nargs="?", const="default", default=None, metavar="DIR",
+                        help="keep prompt embeddings on disk (default folder: under the Hugging Face cache); a run "
+                        "whose prompts are all cached does not load the text encoder")
     stages.add_argument("--dtype", choices=tuple(DTYPES), help="default: bfloat16 on CUDA, float32 otherwise")
     stages.add_argument("--device", default=None, help="default: cuda if available, else cpu")
 
@@ -252,6 +263,12 @@ def check_generate_args(args: argparse.Namespace) -> None:
     if args.no_tiling and not args.upsample:
         raise ValueError("--no-tiling switches off the tiled refinement of --upsample; pass --upsample or drop it.")
     device = resolve_device(args.device)
+    if getattr(args, "low_vram", False) and args.offload != "none":
+        raise ValueError(f"--low-vram places the components itself (block-level offload of the transformer); drop "
+                         f"--offload {args.offload}.")
+    if getattr(args, "text_encoder", None) is not None and not getattr(args, "low_vram", False):
+        raise ValueError("--text-encoder chooses where --low-vram runs Gemma; pass --low-vram too.")
+    prompt_cache_dir(getattr(args, "prompt_cache", None))  # a file given as the folder fails now
     if args.offload != "none" and device.type == "cpu":
         raise ValueError(f"--offload {args.offload} moves components between the CPU and an accelerator; with "
                          f"--device cpu use --offload none.")
@@ -390,22 +407,27 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def load_pipeline(model: str, dtype: torch.dtype) -> LTX2AudioVideoPipeline:
-    """``from_pretrained`` with load failures turned into :class:`GenerateError` messages."""
+def load_pipeline(model: str, dtype: torch.dtype, text_encoder: bool = True) -> LTX2AudioVideoPipeline:
+    """``from_pretrained`` with load failures turned into :class:`GenerateError` messages (``text_encoder=False``:
+    without Gemma-3 and its tokenizer, for prompts that come from the prompt cache)."""
+    skip = {} if text_encoder else dict(text_encoder=None, tokenizer=None)
     try:
-        pipe = LTX2AudioVideoPipeline.from_pretrained(model, dtype=dtype)
+        pipe = LTX2AudioVideoPipeline.from_pretrained(model, dtype=dtype, **skip)
     except (OSError, ValueError) as error:  # hub errors are OSErrors; a damaged folder is a FolderLoadError
         message = load_error_message(error, model)
         if message is None:
             raise
         raise GenerateError(message) from error
-    if pipe.text_encoder is None or pipe.tokenizer is None:
+    if text_encoder and (pipe.text_encoder is None or pipe.tokenizer is None):
         raise GenerateError(text_encoder_message(model))
     return pipe
 
 
 def place_pipeline(pipe: LTX2AudioVideoPipeline, device: torch.device, offload: str, fp8: bool,
-                   dtype: torch.dtype) -> None:
+                   dtype: torch.dtype, low_vram: bool = False, text_encoder: str | None = None) -> None:
+    if low_vram:  # one run per process: Gemma is released once the prompts are encoded
+        pipe.enable_low_memory(device, text_encoder=text_encoder or "cpu", release_text_encoder=True)
+        return
     if fp8:
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if offload == "model":
@@ -514,20 +536,33 @@ def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
         torch.cuda.reset_peak_memory_stats(device)
     timer = PhaseTimer()
     with progress_bars(not args.quiet):
+        low_vram, text_mode = getattr(args, "low_vram", False), getattr(args, "text_encoder", None)
+        cache = open_prompt_cache(getattr(args, "prompt_cache", None), args.model, dtype,
+                                  low_vram and text_mode == "int8", lambda line: _say(line, args.quiet))
+        cached = None if cache is None else cached_embeddings(
+            cache, connector_widths(local_folder(args.model)), args.prompt,
+            plan.text.negative_prompts if plan.text.needs_negative else None, args.max_sequence_length)
         with timer.phase("load"):
-            pipe = load_pipeline(args.model, dtype)
-            place_pipeline(pipe, device, args.offload, args.fp8, dtype)
+            pipe = load_pipeline(args.model, dtype, text_encoder=cached is None)
+            place_pipeline(pipe, device, args.offload, args.fp8, dtype, low_vram, text_mode)
             synchronize(device)
+        if cache is not None and cached is None:  # encode and store the prompts
+            pipe.enable_prompt_cache(cache_dir := prompt_cache_dir(args.prompt_cache),
+                                     folder_text_identity(local_folder(args.model)))
+            _say(f"prompt cache: {cache_dir} (prompts not all cached yet)", args.quiet)
         pipe.set_progress_bar_config(disable=args.quiet)
         _say(f"loaded {args.model} in {timer.seconds['load']:.1f} s ({device}, {str(dtype).removeprefix('torch.')}"
-             f"{', offload ' + args.offload if args.offload != 'none' else ''}{', fp8 weights' if args.fp8 else ''})",
+             f"{', offload ' + args.offload if args.offload != 'none' else ''}{', fp8 weights' if args.fp8 else ''}"
+             f"{', low-vram profile' if low_vram else ''}"
+             f"{' (no accelerator: offload skipped)' if low_vram and not pipe.low_memory.group_offload else ''}"
+             f"{', text encoder not loaded: every prompt is in the prompt cache' if cached is not None else ''})",
              args.quiet)
         if pipe.scheduler.config.get("sigmas") is not None and not args.distilled:
             _say("note: this folder has a distilled model's fixed noise levels; pass --distilled to run it without "
                  "guidance, as it was trained", args.quiet)
 
         with timer.phase("text encoding"):
-            positive_embeds, negative_embeds = pipe.encode_text_embeddings(
+            positive_embeds, negative_embeds = cached if cached is not None else pipe.encode_text_embeddings(
                 args.prompt, plan.text.negative_prompts, plan.text.needs_negative,
                 max_sequence_length=args.max_sequence_length)
             synchronize(device)

@@ -40,11 +40,13 @@ from .denoising import StreamInputs, denoise_step, predict_x0
 from .folder_format import write_folder_format
 from .folder_loading import load_pipeline_components, single_device_map
 from .lora import LTX2LoraLoaderMixin
+from .low_memory import LTX2LowMemoryMixin
 from .model_facts import PipelineFacts
 from .pipeline_attributes import LTX2PipelineAttributes, follow_guidance
 from .pipeline_decoding import LTX2DecodingMixin
 from .pipeline_output import LTX2PipelineOutput
 from .plan import CALLBACK_TENSORS, GenerationPlan, Stage, plan_generation
+from .prompt_cache import LTX2PromptCacheMixin
 from .prompt_enhancement import enhance_prompts
 from .sources import SourceTokens, encode_audio_source, encode_conditions, encode_video_source
 from .stage_adapters import muted_adapters
@@ -82,7 +84,8 @@ def _per_video(t: torch.Tensor | None, num_videos_per_prompt: int, device: torch
     return t if dtype is None else t.to(dtype)
 
 
-class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, DiffusionPipeline, LTX2LoraLoaderMixin):
+class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, LTX2LowMemoryMixin, LTX2PromptCacheMixin,
+                             DiffusionPipeline, LTX2LoraLoaderMixin):
     r"""Joint audio + video generation with LTX-2, every mode in one call.
 
     * text (and images) -> video + audio; ``image=`` conditions frames (frame 0 in place, others as keyframes);
@@ -262,6 +265,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
             encoder = self._prompt_encoder = LTX2PromptEncoder(self.text_encoder, self.tokenizer, self.connectors)
         elif self.text_encoder is not None and encoder.text_encoder is not self.text_encoder:
             encoder.set_text_encoder(self.text_encoder, self.tokenizer)
+        encoder.disk_cache = self._disk_prompt_cache()  # None unless enable_prompt_cache was called
         return encoder
 
     # ------------------------------------------------------------------------------------------------------------
@@ -278,13 +282,14 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         return PipelineFacts.from_components(
             transformer=self.transformer, vae=self.vae, audio_vae=self.audio_vae, vocoder=self.vocoder,
             connectors=self.connectors, scheduler=self.scheduler, latent_upsampler=self.latent_upsampler,
-            has_text_encoder=self.text_encoder is not None and self.tokenizer is not None,
+            has_text_encoder=(self.text_encoder is not None and self.tokenizer is not None)
+            or self._prompts_from_cache(),
             device=device if device is not None else self._execution_device)
 
     def plan(self, **kwargs: Any) -> GenerationPlan:  # noqa: ANN401
         """The checked plan of ``pipe(**kwargs)``: sizes, streams, guidance, stages and a memory estimate; raises the
         ``ValueError`` the call would raise. Nothing runs."""
-        return plan_generation(self.facts(), call_arguments(**kwargs))
+        return plan_generation(self.facts(), self._memory_call_defaults(call_arguments(**kwargs)))
 
     # ------------------------------------------------------------------------------------------------------------
     # Lifecycle steps
@@ -339,6 +344,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         prompt_attention_mask, negative_prompt_attention_mask = (
             _per_video(t, num_videos_per_prompt, device, None)
             for t in (prompt_attention_mask, negative_prompt_attention_mask))
+        self._after_text_encoding()  # the low-memory profile frees the accelerator of the text encoder here
         # one return statement naming the call's arguments (diffusers' tests read the names from the source)
         return prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
 
@@ -361,10 +367,12 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
         """
         if do_classifier_free_guidance and negative_prompt is None and negative_prompt_embeds is None:
             negative_prompt = DEFAULT_NEGATIVE_PROMPT
-        return self.prompt_encoder.encode_prompt(
+        embeds = self.prompt_encoder.encode_prompt(
             prompt, negative_prompt, do_classifier_free_guidance, num_videos_per_prompt, prompt_embeds,
             negative_prompt_embeds, max_sequence_length, device or self._execution_device, dtype,
         )
+        self._after_text_encoding()  # the low-memory profile frees the accelerator of the text encoder here
+        return embeds
 
     def enhance_prompt(
         self, prompt: str | list[str], system_prompt: str | None = None, max_new_tokens: int | None = None,
@@ -542,7 +550,8 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2DecodingMixin, Diffusio
             callback_on_step_end_tensor_inputs: names passed to the callback.
             max_sequence_length: text length (multiple of the connectors' register count).
         """
-        plan = plan_generation(self.facts(), {name: value for name, value in locals().items() if name != "self"})
+        arguments = {name: value for name, value in locals().items() if name != "self"}
+        plan = plan_generation(self.facts(), self._memory_call_defaults(arguments))
         device, dtype = self._execution_device, self.transformer.dtype
         per_token = bool(plan.conditions) or plan.video_source is not None or plan.audio_source is not None
         options = {id(t): transformer_options(t, plan.use_cross_timestep, plan.attention_kwargs, per_token)

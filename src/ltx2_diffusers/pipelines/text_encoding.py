@@ -284,6 +284,7 @@ class LTX2PromptEncoder:
         self.connectors = connectors
         self.max_sequence_length = check_max_sequence_length(max_sequence_length, connectors.register_multiple)
         self.cache = PromptEmbeddingCache(cache_size)
+        self.disk_cache = None  # a prompt_cache.DiskPromptCache: consulted after `cache`, written after encoding
         self.text_encoder = self._language_model = self.tokenizer = None
         self._encoder_identity = self._tokenizer_identity = None
         self.set_text_encoder(text_encoder, tokenizer)
@@ -365,11 +366,20 @@ class LTX2PromptEncoder:
         keys = [self._key(p, length) for p in prompts]
         found = {key: self.cache.get(key) for key in dict.fromkeys(keys)}
         missing = [key for key, value in found.items() if value is None]
+        if missing and self.disk_cache is not None:
+            stored = {key: self.disk_cache.load(key[0], length, self.connectors.embedding_dims) for key in missing}
+            for key, value in stored.items():
+                if value is not None:
+                    found[key] = tuple(t.to(self.connectors.device) for t in value)
+                    self.cache.put(key, found[key])
+            missing = [key for key in missing if stored[key] is None]
         if missing:
             fresh = self._run([key[0] for key in missing], length)
             for i, key in enumerate(missing):
                 found[key] = tuple(t[i] for t in fresh)
                 self.cache.put(key, found[key])
+                if self.disk_cache is not None:
+                    self.disk_cache.save(key[0], length, found[key])
         video, audio, mask = (torch.stack([found[key][j] for key in keys]) for j in range(3))
         video, audio = (t.to(device=device, dtype=dtype) for t in (video, audio))
         return LTX2TextEmbeddings(video, audio, mask.to(device=device))
