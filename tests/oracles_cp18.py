@@ -161,8 +161,25 @@ def _save(out_dir: Path, name: str, rank: int, tensors: dict[str, torch.Tensor])
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out_dir / f"{name}.rank{rank}.safetensors"))
 
 
-def rank_worker(rank: int, world: int, port: int, out_dir: str, pipelines: bool) -> None:
-    """Every case on this rank, both modes: forward outputs, pipeline outputs and the Ulysses head-count error."""
+CLI_MODE = "ulysses"
+CLI_ARGS = ["--prompt", "a cat plays the piano", "--negative-prompt", "blurry", "--max-sequence-length", "32",
+            "--steps", "2", "--frames", "17", "--height", "96", "--width", "96", "--seed", "3"]
+
+
+def run_cli(argv: list[str], log: Path) -> int:
+    """``ltx2-diffusers`` in this process with its stdout and stderr written to ``log``.{out,err}."""
+    import contextlib
+
+    from ltx2_diffusers import cli
+
+    with open(f"{log}.out", "w") as out, open(f"{log}.err", "w") as err, \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        return cli.main(argv)
+
+
+def rank_worker(rank: int, world: int, port: int, out_dir: str, pipelines: bool, cli_model: str | None) -> None:
+    """Every case on this rank, both modes: forward outputs, pipeline outputs, the Ulysses head-count error and
+    (with ``cli_model``) ``generate --context-parallel`` writing to ``cli_rank<r>/``."""
     from diffusers import ContextParallelConfig
 
     torch.set_num_threads(1)
@@ -188,6 +205,12 @@ def rank_worker(rank: int, world: int, port: int, out_dir: str, pipelines: bool)
                 pipe.transformer.enable_parallelism(config=config)
                 for case in PIPELINE_CASES[mode]:
                     _save(out, f"pipeline.{mode}.{case}", rank, pipeline_call(pipe, case))
+        if cli_model is not None:
+            folder = out / f"cli_rank{rank}"
+            folder.mkdir()
+            code = run_cli(["generate", "--model", cli_model, "--context-parallel", CLI_MODE, *CLI_ARGS,
+                            "--output", str(folder / "clip.mp4")], folder / "log")
+            (folder / "exit_code").write_text(str(code))
         (out / f"done.rank{rank}").write_text("ok")
     except Exception:  # noqa: BLE001 - the test reads the traceback
         (out / f"error.rank{rank}.txt").write_text(traceback.format_exc())
@@ -196,13 +219,15 @@ def rank_worker(rank: int, world: int, port: int, out_dir: str, pipelines: bool)
         dist.destroy_process_group()
 
 
-def spawn(world: int, out_dir: Path, pipelines: bool = True,
+def spawn(world: int, out_dir: Path, pipelines: bool = True, cli_model: Path | None = None,
           while_running: Callable[[], object] | None = None) -> object:
     """Runs :func:`rank_worker` on ``world`` gloo ranks; ``while_running()`` runs here meanwhile (its result is
     returned). Raises with the ranks' tracebacks if one failed."""
     context = mp.get_context("spawn")
     port = free_port()
-    procs = [context.Process(target=rank_worker, args=(r, world, port, str(out_dir), pipelines)) for r in range(world)]
+    model = None if cli_model is None else str(cli_model)
+    procs = [context.Process(target=rank_worker, args=(r, world, port, str(out_dir), pipelines, model))
+             for r in range(world)]
     for p in procs:
         p.start()
     try:

@@ -4,6 +4,9 @@ divide by the group size. One spawn runs every case; the single-process referenc
 
 from __future__ import annotations
 
+import importlib.util
+
+import numpy as np
 import pytest
 import torch
 from diffusers import ContextParallelConfig, ParallelConfig, TensorParallelConfig
@@ -11,12 +14,15 @@ from diffusers import ContextParallelConfig, ParallelConfig, TensorParallelConfi
 from ltx2_diffusers.models.context_parallel import resolve_plan
 from ltx2_diffusers.models.context_parallel_attention import SequenceLayout, attention_with_lse, merge_partials
 from tests.oracles_cp18 import (
+    CLI_ARGS,
+    CLI_MODE,
     FORWARD_CASES,
     MODES,
     PIPELINE_CASES,
     forward_outputs,
     load_rank,
     pipeline_call,
+    run_cli,
     spawn,
     tiny_pipe,
     tiny_transformer,
@@ -25,8 +31,12 @@ from tests.oracles_cp18 import (
 WORLD = 2
 
 
-def _references() -> dict[str, dict[str, torch.Tensor]]:
+def _references(cli_model, out) -> dict[str, dict[str, torch.Tensor]]:
     refs = {}
+    if cli_model is not None:  # the same command in one process
+        (out / "single").mkdir()
+        assert run_cli(["generate", "--model", str(cli_model), *CLI_ARGS, "--quiet", "--output",
+                        str(out / "single" / "clip.mp4")], out / "single" / "log") == 0
     for name, cases in FORWARD_CASES.items():
         model = tiny_transformer(name)
         for case in cases:
@@ -40,7 +50,11 @@ def _references() -> dict[str, dict[str, torch.Tensor]]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("cp")
-    refs = spawn(WORLD, out, pipelines=True, while_running=_references)
+    cli_model = None
+    if importlib.util.find_spec("av") is not None:  # PyAV writes the mp4
+        cli_model = tmp_path_factory.mktemp("tiny_ltx2")
+        tiny_pipe().save_pretrained(cli_model)
+    refs = spawn(WORLD, out, pipelines=True, cli_model=cli_model, while_running=lambda: _references(cli_model, out))
     return out, refs
 
 
@@ -85,6 +99,31 @@ def test_ulysses_with_heads_the_group_cannot_split_suggests_ring(runs):
     for rank in range(WORLD):
         message = (out / f"ulysses_error.rank{rank}.txt").read_text()
         assert "3 video attention heads" in message and "ring_degree=2" in message
+
+
+def _frames(path):
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(np.int16)
+
+
+def test_generate_under_two_ranks_writes_once_and_matches_one_process(runs):
+    pytest.importorskip("av")
+    out, _ = runs
+    lead, other = out / "cli_rank0", out / "cli_rank1"
+    assert (lead / "exit_code").read_text() == "0" and (other / "exit_code").read_text() == "0"
+    summary = (lead / "log.out").read_text().strip()
+    assert summary.startswith("done: 1 x 17 frames 96x96") and summary.endswith(f"wrote {lead / 'clip.mp4'}")
+    assert f"context parallel {CLI_MODE} x 2" in (lead / "log.err").read_text()
+    assert not (other / "clip.mp4").exists()  # the other rank writes nothing and says nothing
+    assert (other / "log.out").read_text() == "" and (other / "log.err").read_text() == ""
+    single = _frames(out / "single" / "clip.mp4")
+    split = _frames(lead / "clip.mp4")
+    assert split.shape == single.shape == (17, 96, 96, 3)
+    # the same clip: H.264 may round a block differently after the 1e-6 differences, nothing more
+    difference = np.abs(split - single)
+    assert difference.mean() < 0.01 and difference.max() <= 8
 
 
 # ----------------------------------------------------------------------------------------------------------------
