@@ -13,6 +13,7 @@ from diffusers import ContextParallelConfig, ParallelConfig, TensorParallelConfi
 
 from ltx2_diffusers.models.context_parallel import resolve_plan
 from ltx2_diffusers.models.context_parallel_attention import SequenceLayout, attention_with_lse, merge_partials
+from ltx2_diffusers.models.context_parallel_cost import context_parallel_cost, video_tokens_for
 from tests.oracles_cp18 import (
     CLI_ARGS,
     CLI_MODE,
@@ -172,3 +173,49 @@ def test_attention_parts_merge_to_the_full_attention():
     scores = (q.transpose(1, 2) @ k.permute(0, 2, 3, 1)) / 8**0.5 + mask
     torch.testing.assert_close(lse, scores.logsumexp(-1), rtol=0, atol=1e-5)
     assert (parts[0][0] - merged).abs().max() > 1e-2  # each part alone is not the answer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The cost function
+# ----------------------------------------------------------------------------------------------------------------
+
+SMALL = dict(num_attention_heads=4, attention_head_dim=8, audio_num_attention_heads=2, audio_attention_head_dim=4,
+             in_channels=16, out_channels=None, audio_in_channels=8, audio_out_channels=8,
+             vae_scale_factors=(8, 32, 32))
+
+
+def test_cost_of_ulysses_and_ring_by_hand():
+    # 9 tokens over 2 ranks: 5 per rank (1 padded); D = 32, audio 3 tokens of width 8 with 2 heads, bf16
+    u = context_parallel_cost(SMALL, video_tokens=9, audio_tokens=3, world=2, mode="ulysses")
+    assert u.tokens_per_rank == 5
+    assert u.self_attention_bytes == 4 * 5 * 32 * 2 // 2  # q, k, v and the output, half of each leaves
+    assert u.video_to_audio_bytes == 1 * 3 * (8 + 2) * 4  # float32 partial output + log-sum-exp to the other rank
+    assert u.output_bytes == 5 * 16 * 2 + 3 * 8 * 2
+    assert u.forward_bytes(3) == 3 * (640 + 120) + u.output_bytes
+    r = context_parallel_cost(SMALL, video_tokens=9, audio_tokens=3, world=4, mode="ring")
+    assert r.tokens_per_rank == 3 and r.self_attention_bytes == 2 * 3 * 32 * 2 * 3  # K and V passed on 3 times
+    assert r.attention_buffer_bytes == 4 * 3 * 32 * 2 + 3 * 32 * 4
+    assert r.hidden_bytes == 3 * 32 * 2 and r.feed_forward_bytes == 4 * r.hidden_bytes
+    one = context_parallel_cost(SMALL, video_tokens=9, audio_tokens=3, world=1, mode="ring")
+    assert one.forward_bytes(48) == 0  # nothing to send alone
+    assert context_parallel_cost(SMALL, 9, 0, 2, "ring").video_to_audio_bytes == 0  # no audio stream
+
+
+def test_cost_scales_as_the_modes_do():
+    big = dict(SMALL, num_attention_heads=32, attention_head_dim=128)
+    u2, u8 = (context_parallel_cost(big, 14080, 126, n, "ulysses") for n in (2, 8))
+    r2, r8 = (context_parallel_cost(big, 14080, 126, n, "ring") for n in (2, 8))
+    assert u8.self_attention_bytes < u2.self_attention_bytes  # Ulysses: per-rank traffic falls with N
+    assert r8.self_attention_bytes > r2.self_attention_bytes  # ring: it grows, (N - 1) / N of the sequence's K/V
+    assert u2.self_attention_bytes == r2.self_attention_bytes  # at 2 ranks both move the same bytes
+    assert u8.hidden_bytes * 4 == u2.hidden_bytes
+
+
+def test_cost_inputs_are_checked():
+    with pytest.raises(ValueError, match="ring"):
+        context_parallel_cost(dict(SMALL, num_attention_heads=3), 9, 3, 2, "ulysses")
+    with pytest.raises(ValueError, match="mode"):
+        context_parallel_cost(SMALL, 9, 3, 2, "tensor")
+    assert video_tokens_for(SMALL, 121, 704, 1280) == 16 * 22 * 40
+    with pytest.raises(ValueError, match="latent grid"):
+        video_tokens_for(SMALL, 120, 704, 1280)
