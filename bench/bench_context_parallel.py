@@ -2,6 +2,7 @@
 
     python bench/bench_context_parallel.py --table           # bytes per rank, Ulysses / ring, 2 and 8 ranks
     python bench/bench_context_parallel.py --time --runs 5   # 2 gloo ranks vs 1 process, tiny model, CPU
+    python bench/bench_context_parallel.py --kernels cuda     # the ring kernel (attention + log-sum-exp) vs SDPA
 
 The table is computed from the real LTX-2.0 19B config (the class defaults) by
 :func:`ltx2_diffusers.models.context_parallel_cost.context_parallel_cost`, 121 frames at 24 fps, bf16. The timing is a
@@ -139,13 +140,39 @@ def timing(runs: int) -> str:
     return "\n".join(lines)
 
 
+def kernels(device: str) -> str:
+    """``attention_with_lse`` (the ring / video->audio kernel) against torch's SDPA on ``device``: max abs error of
+    the output and of the log-sum-exp, per dtype, with and without a mask, at lengths off the kernels' tiles."""
+    from ltx2_diffusers.models.context_parallel_attention import attention_with_lse
+
+    g = torch.Generator().manual_seed(0)
+    lines = ["| dtype | mask | output max abs err | lse max abs err |", "|---|---|---:|---:|"]
+    for dtype in (torch.float32, torch.bfloat16):
+        for masked in (False, True):
+            q, k, v = (torch.randn(2, n, 4, 64, generator=g) for n in (37, 45, 45))
+            mask = torch.randn(2, 1, 37, 45, generator=g) if masked else None
+            qkv = [t.to(device, dtype) for t in (q, k, v)]
+            out, lse = attention_with_lse(*qkv, None if mask is None else mask.to(device, dtype))
+            ref = torch.nn.functional.scaled_dot_product_attention(
+                *(t.transpose(1, 2).double() for t in (q, k, v)), attn_mask=None if mask is None else mask.double())
+            scores = (q.transpose(1, 2).double() @ k.permute(0, 2, 3, 1).double()) / 8 + (
+                0 if mask is None else mask.double())
+            err = (out.double().cpu() - ref.transpose(1, 2)).abs().max().item()
+            lse_err = (lse.double().cpu() - scores.logsumexp(-1)).abs().max().item()
+            lines.append(f"| {str(dtype).removeprefix('torch.')} | {masked} | {err:.1e} | {lse_err:.1e} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--time", action="store_true")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--kernels", metavar="DEVICE", help="check the log-sum-exp attention kernel on DEVICE")
     args = parser.parse_args(argv)
-    if args.table or not args.time:
+    if args.kernels:
+        print(kernels(args.kernels))  # noqa: T201
+    elif args.table or not args.time:
         print(table())  # noqa: T201
     if args.time:
         print(timing(args.runs))  # noqa: T201

@@ -177,6 +177,19 @@ def run_cli(argv: list[str], log: Path) -> int:
         return cli.main(argv)
 
 
+def _record_misuse(model: LTX2AudioVideoTransformer, config: object, path: Path) -> None:
+    """The errors of a forward with gradients and of a second ``enable_parallelism``, one per line."""
+    messages = []
+    for attempt in (lambda: model(**forward_inputs(model, "plain")),
+                    lambda: model.enable_parallelism(config=config)):
+        try:
+            attempt()
+            messages.append("no error")
+        except ValueError as error:
+            messages.append(str(error))
+    path.write_text("\n".join(messages))
+
+
 def rank_worker(rank: int, world: int, port: int, out_dir: str, pipelines: bool, cli_model: str | None) -> None:
     """Every case on this rank, both modes: forward outputs, pipeline outputs, the Ulysses head-count error and
     (with ``cli_model``) ``generate --context-parallel`` writing to ``cli_rank<r>/``."""
@@ -198,6 +211,8 @@ def rank_worker(rank: int, world: int, port: int, out_dir: str, pipelines: bool,
                         (out / f"ulysses_error.rank{rank}.txt").write_text(str(error))
                     continue
                 model.enable_parallelism(config=config)
+                if mode == MODES[0] and name == "2.0":
+                    _record_misuse(model, config, out / f"misuse.rank{rank}.txt")
                 for case in cases:
                     _save(out, f"forward.{mode}.{name}.{case}", rank, forward_outputs(model, case))
             if pipelines:

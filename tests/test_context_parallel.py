@@ -127,6 +127,14 @@ def test_generate_under_two_ranks_writes_once_and_matches_one_process(runs):
     assert difference.mean() < 0.01 and difference.max() <= 8
 
 
+def test_a_forward_with_gradients_and_a_second_enable_are_refused(runs):
+    out, _ = runs
+    for rank in range(WORLD):
+        grad, twice = (out / f"misuse.rank{rank}.txt").read_text().split("\n")
+        assert "inference-only" in grad and "torch.no_grad()" in grad
+        assert "cannot be called twice" in twice
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # In one process: setup errors and the pure pieces
 # ----------------------------------------------------------------------------------------------------------------

@@ -81,7 +81,11 @@ def attention_with_lse(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
             and q.shape[-1] <= 256:
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v)[:2]
     elif q.device.type == "cuda":
-        bias = None if mask is None else mask.to(q.dtype).expand(q.shape[0], q.shape[1], tokens, k.shape[2])
+        bias = None
+        if mask is not None:  # materialised, its rows padded to 16 elements as the kernel's alignment asks
+            keys = k.shape[2]
+            bias = torch.zeros(*q.shape[:3], keys + (-keys % 16), dtype=q.dtype, device=q.device)[..., :keys]
+            bias.copy_(mask.expand(*q.shape[:3], keys))
         out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, bias, True)[:2]
     else:
         scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5  # [B, H, T, S]

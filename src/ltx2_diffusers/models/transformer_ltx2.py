@@ -247,20 +247,15 @@ class LTX2VideoTransformer3DModel(
 
     def enable_parallelism(self, *, config: Any, cp_plan: dict | None = None,  # noqa: ANN401
                            process_group: Any = None) -> None:  # noqa: ANN401
-        """Splits the video sequence over the ranks of a ``torch.distributed`` group (diffusers' entry point).
+        """Splits the video tokens over a ``torch.distributed`` group (NCCL or gloo), diffusers' entry point.
 
-        Args:
-            config: ``diffusers.ContextParallelConfig(ulysses_degree=N)`` (all-to-all between sequence and heads; N
-                must divide ``num_attention_heads``) or ``ContextParallelConfig(ring_degree=N)`` (ring attention), N
-                the group size; or a ``ParallelConfig`` holding one.
-            cp_plan: not used (this model shards its own inputs, see :mod:`.context_parallel`); must be ``None``.
-            process_group: the group to split over (NCCL or gloo, CPU included); default the config's ``mesh``,
-                else the default group.
-
-        Every rank then runs the same forward call and gets the single-process result: video tokens (any count,
-        padded internally), per-token σ, STG, modality isolation and the audio<->video attention included.
-        Inference only.
+        ``config``: ``diffusers.ContextParallelConfig(ulysses_degree=N)`` (N must divide ``num_attention_heads``) or
+        ``ContextParallelConfig(ring_degree=N)``, N the group size (``process_group``, else the config's ``mesh``,
+        else the default group); ``cp_plan`` must be ``None`` (this model shards its own inputs). Every rank then runs
+        the same call and gets the single-process result (see :mod:`.context_parallel`). Inference only.
         """
+        from diffusers import ParallelConfig
+
         from .context_parallel import install, resolve_plan
 
         if self._context_parallel is not None:
@@ -268,17 +263,9 @@ class LTX2VideoTransformer3DModel(
                              f"cannot be called twice.")
         if cp_plan is not None:
             raise ValueError("cp_plan is not used by this transformer, which shards its own inputs; leave it None.")
-        plan = resolve_plan(config, self.config.num_attention_heads, process_group)
-        self._context_parallel = install(self, plan)
-        from diffusers import ContextParallelConfig, ParallelConfig
-
+        self._context_parallel = install(self, resolve_plan(config, self.config.num_attention_heads, process_group))
         self._parallel_config = config if isinstance(config, ParallelConfig) else ParallelConfig(
-            context_parallel_config=config if isinstance(config, ContextParallelConfig) else None)
-
-    @property
-    def context_parallel_rank(self) -> int | None:
-        """This process's rank in the context-parallel group, ``None`` when parallelism is not enabled."""
-        return None if self._context_parallel is None else self._context_parallel.plan.rank
+            context_parallel_config=config)
 
     def _check_parallel_call(self) -> None:
         if torch.is_grad_enabled():
@@ -513,6 +500,8 @@ class LTX2VideoTransformer3DModel(
         audio_stg_blocks = stg_blocks if audio_spatio_temporal_guidance_blocks is None else check_blocks(
             audio_spatio_temporal_guidance_blocks, c.num_layers, "audio_spatio_temporal_guidance_blocks")
         perturb = perturbation_weight(perturbation_mask, batch, dtype)
+        if self._context_parallel is not None:
+            self._check_parallel_call()
 
         # 2. Each stream's state: projections, RoPE, text, AdaLN of its timestep
         video = audio = None
@@ -529,7 +518,6 @@ class LTX2VideoTransformer3DModel(
             self_bias = self_attention_bias(video_self_attention_mask, batch, video_tokens, dtype)
             x_video, t_local = hidden_states, t_video
             if self._context_parallel is not None:  # this rank's video tokens (global σ and coordinates first)
-                self._check_parallel_call()
                 self._context_parallel.begin(video_tokens)
                 x_video, t_local, video_coords, self_bias = self._context_parallel.shard_video(
                     hidden_states, t_video, video_coords, self_bias)
