@@ -154,7 +154,8 @@ def ring_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
         pending = []
         if step < world - 1:
             incoming = torch.empty_like(chunk)
-            pending = [dist.isend(chunk, send_to, group=group), dist.irecv(incoming, receive_from, group=group)]
+            pending = dist.batch_isend_irecv([dist.P2POp(dist.isend, chunk, send_to, group),  # one NCCL group
+                                              dist.P2POp(dist.irecv, incoming, receive_from, group)])
         source = (rank - step) % world
         valid = layout.valid(source)
         if valid > 0:
