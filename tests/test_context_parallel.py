@@ -156,6 +156,17 @@ def test_enable_parallelism_refuses_a_cp_plan():
         tiny_transformer("2.0").enable_parallelism(config=ContextParallelConfig(ring_degree=2), cp_plan={})
 
 
+def test_generate_context_parallel_outside_torchrun_exits_2_naming_torchrun(tmp_path, monkeypatch, capsys):
+    from ltx2_diffusers import cli
+
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["generate", "--model", str(tmp_path), "--prompt", "x", "--context-parallel", "ring"])
+    assert exit_info.value.code == 2
+    assert "torchrun --nproc_per_node N" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("tokens, world", [(21, 2), (1, 2), (8, 4), (9, 4), (5, 8)])
 def test_layout_pads_at_the_end_and_shards_cover_the_sequence(tokens, world):
     x = torch.arange(tokens, dtype=torch.float32).view(1, tokens, 1) + 1
