@@ -20,6 +20,8 @@ from typing import Any
 import torch
 
 from .cli_errors import GenerateError, failure, load_error_message, one_line_parser_errors, text_encoder_message
+from .cli_parallel import MODES as PARALLEL_MODES
+from .cli_parallel import ParallelRun, start_parallel_run
 from .cli_prompt_cache import cached_embeddings, connector_widths, local_folder, open_prompt_cache, prompt_cache_dir
 from .pipelines import DISTILLED_SIGMAS, LTX2AudioVideoPipeline
 from .pipelines.conditioning import read_image
@@ -242,6 +244,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         "whose prompts are all cached does not load the text encoder")
     stages.add_argument("--dtype", choices=tuple(DTYPES), help="default: bfloat16 on CUDA, float32 otherwise")
     stages.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    stages.add_argument("--context-parallel", choices=PARALLEL_MODES, default=None,
+                        help="under torchrun: split the video tokens over the processes (Ulysses all-to-all or ring "
+                        "attention); the first rank writes and prints")
 
     out = parser.add_argument_group("output")
     out.add_argument("--seed", type=int, default=0)
@@ -469,16 +474,24 @@ def run_generate(args: argparse.Namespace) -> int:
     """``ltx2-diffusers generate``; returns the exit code. Invalid arguments raise their ``ValueError`` (the command
     line prints it as one line, exit code 2); once they are accepted, any failure is one line on stderr and exit
     code 1 (130 when interrupted), with the traceback only under ``--debug``."""
+    parallel = None
+    if getattr(args, "context_parallel", None):
+        parallel = start_parallel_run(args.context_parallel, resolve_device(args.device))
+        args.quiet = args.quiet or not parallel.leads
     try:
-        prepared = _prepare(args)
-    except ValueError:
-        raise
-    except (Exception, KeyboardInterrupt) as error:
-        return _failed(args, error)
-    try:
-        return _execute(args, *prepared)
-    except (Exception, KeyboardInterrupt) as error:
-        return _failed(args, error)
+        try:
+            prepared = _prepare(args, parallel)
+        except ValueError:
+            raise
+        except (Exception, KeyboardInterrupt) as error:
+            return _failed(args, error)
+        try:
+            return _execute(args, *prepared, parallel)
+        except (Exception, KeyboardInterrupt) as error:
+            return _failed(args, error)
+    finally:
+        if parallel is not None:
+            parallel.close()
 
 
 def _failed(args: argparse.Namespace, error: BaseException) -> int:
@@ -513,12 +526,15 @@ def describe_plan(facts: PipelineFacts, plan: Any) -> str:  # noqa: ANN401
             f"{list(plan.audio.stg_blocks)} (audio), audio at {facts.vocoder_rate} Hz")
 
 
-def _prepare(args: argparse.Namespace) -> tuple[torch.device, torch.dtype, dict[str, Any], Any]:
+def _prepare(args: argparse.Namespace, parallel: ParallelRun | None = None
+             ) -> tuple[torch.device, torch.dtype, dict[str, Any], Any]:
     """Every check that needs no weights: the arguments, the output path, the folder's configs and the call's plan
     (``ValueError``: a bad argument)."""
     check_output_path(args.output)  # a bad --output fails now, not after the whole clip is generated
     check_generate_args(args)
     device = resolve_device(args.device)
+    if parallel is not None:
+        device = parallel.device(device)
     dtype = resolve_dtype(args.dtype, device)
     facts = model_facts(args.model, device, dtype)
     if not facts.has_text_encoder:
@@ -530,8 +546,9 @@ def _prepare(args: argparse.Namespace) -> tuple[torch.device, torch.dtype, dict[
 
 
 def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, kwargs: dict[str, Any],
-             plan: Any) -> int:  # noqa: ANN401
-    """Loads the model, generates, exports and prints the summary."""
+             plan: Any, parallel: ParallelRun | None = None) -> int:  # noqa: ANN401
+    """Loads the model, generates, exports and prints the summary (under ``--context-parallel`` only the first
+    rank decodes, exports and prints)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timer = PhaseTimer()
@@ -545,18 +562,23 @@ def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
         with timer.phase("load"):
             pipe = load_pipeline(args.model, dtype, text_encoder=cached is None)
             place_pipeline(pipe, device, args.offload, args.fp8, dtype, low_vram, text_mode)
+            if parallel is not None:
+                parallel.enable(pipe.transformer)
             synchronize(device)
         if cache is not None and cached is None:  # encode and store the prompts
             pipe.enable_prompt_cache(cache_dir := prompt_cache_dir(args.prompt_cache),
                                      folder_text_identity(local_folder(args.model)))
             _say(f"prompt cache: {cache_dir} (prompts not all cached yet)", args.quiet)
         pipe.set_progress_bar_config(disable=args.quiet)
+        split = "" if parallel is None else f", context parallel {parallel.mode} x {parallel.world}"
         _say(f"loaded {args.model} in {timer.seconds['load']:.1f} s ({device}, {str(dtype).removeprefix('torch.')}"
              f"{', offload ' + args.offload if args.offload != 'none' else ''}{', fp8 weights' if args.fp8 else ''}"
              f"{', low-vram profile' if low_vram else ''}"
              f"{' (no accelerator: offload skipped)' if low_vram and not pipe.low_memory.group_offload else ''}"
-             f"{', text encoder not loaded: every prompt is in the prompt cache' if cached is not None else ''})",
-             args.quiet)
+             f"{', text encoder not loaded: every prompt is in the prompt cache' if cached is not None else ''}"
+             f"{split})", args.quiet)
+        if parallel is not None and not parallel.leads:
+            kwargs = dict(kwargs, output_type="latent")  # the first rank decodes
         if pipe.scheduler.config.get("sigmas") is not None and not args.distilled:
             _say("note: this folder has a distilled model's fixed noise levels; pass --distilled to run it without "
                  "guidance, as it was trained", args.quiet)
@@ -581,6 +603,8 @@ def _execute(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
             hook.remove()
         for name, seconds in clock.phases(start, time.perf_counter()).items():
             timer.add(name, seconds)
+    if parallel is not None and not parallel.leads:
+        return 0
 
     fps = out.frame_rate  # --fps, else the --video file's rate, else 24: as the pipeline resolved it
     written = []

@@ -168,18 +168,23 @@ class LTX2AttnProcessor:
             key = apply_rotary(key, rotary if key_rotary is None else key_rotary)
 
         heads = attn.heads
-        out = dispatch_attention_fn(
+        out = self.attend(
             query.unflatten(-1, (heads, -1)),  # [B, T, H, d]
             key.unflatten(-1, (heads, -1)),
             value.unflatten(-1, (heads, -1)),
-            attn_mask=attention_mask,
-            backend=self._attention_backend,
-            parallel_config=self._parallel_config,
+            attention_mask,
         ).flatten(2)  # [B, T, inner]
 
         if perturbation_mask is not None:  # [B, 1, 1]: 0 = value path (perturbed), 1 = attention
             out = torch.lerp(value, out, perturbation_mask.to(out.dtype))
         return attn.to_out(attn.gate(out, hidden_states))
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Scaled dot-product attention of ``[B, T, H, d]`` queries on ``[B, S, H, d]`` keys/values -> ``[B, T, H, d]``
+        (context-parallel processors override this step alone)."""
+        return dispatch_attention_fn(query, key, value, attn_mask=attention_mask, backend=self._attention_backend,
+                                     parallel_config=self._parallel_config)
 
 
 class LTX2Attention(nn.Module, AttentionModuleMixin):

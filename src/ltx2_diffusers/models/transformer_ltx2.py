@@ -239,6 +239,38 @@ class LTX2VideoTransformer3DModel(
         self.proj_out = nn.Linear(dim, out_channels)
         self.audio_proj_out = nn.Linear(audio_dim, audio_out_channels)
         self.gradient_checkpointing = False
+        self._context_parallel = None  # ContextParallelRuntime once enable_parallelism ran
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Context parallelism
+    # ------------------------------------------------------------------------------------------------------------
+
+    def enable_parallelism(self, *, config: Any, cp_plan: dict | None = None,  # noqa: ANN401
+                           process_group: Any = None) -> None:  # noqa: ANN401
+        """Splits the video tokens over a ``torch.distributed`` group (NCCL or gloo), diffusers' entry point.
+
+        ``config``: ``diffusers.ContextParallelConfig(ulysses_degree=N)`` (N must divide ``num_attention_heads``) or
+        ``ContextParallelConfig(ring_degree=N)``, N the group size (``process_group``, else the config's ``mesh``,
+        else the default group); ``cp_plan`` must be ``None`` (this model shards its own inputs). Every rank then runs
+        the same call and gets the single-process result (see :mod:`.context_parallel`). Inference only.
+        """
+        from diffusers import ParallelConfig
+
+        from .context_parallel import install, resolve_plan
+
+        if self._context_parallel is not None:
+            raise ValueError(f"Parallelism is already applied to this {type(self).__name__}; enable_parallelism "
+                             f"cannot be called twice.")
+        if cp_plan is not None:
+            raise ValueError("cp_plan is not used by this transformer, which shards its own inputs; leave it None.")
+        self._context_parallel = install(self, resolve_plan(config, self.config.num_attention_heads, process_group))
+        self._parallel_config = config if isinstance(config, ParallelConfig) else ParallelConfig(
+            context_parallel_config=config)
+
+    def _check_parallel_call(self) -> None:
+        if torch.is_grad_enabled():
+            raise ValueError("the context-parallel forward is inference-only (its collectives carry no gradients); "
+                             "call it under torch.no_grad() or torch.inference_mode().")
 
     @property
     def text_widths(self) -> tuple[int, int]:
@@ -468,6 +500,8 @@ class LTX2VideoTransformer3DModel(
         audio_stg_blocks = stg_blocks if audio_spatio_temporal_guidance_blocks is None else check_blocks(
             audio_spatio_temporal_guidance_blocks, c.num_layers, "audio_spatio_temporal_guidance_blocks")
         perturb = perturbation_weight(perturbation_mask, batch, dtype)
+        if self._context_parallel is not None:
+            self._check_parallel_call()
 
         # 2. Each stream's state: projections, RoPE, text, AdaLN of its timestep
         video = audio = None
@@ -481,11 +515,16 @@ class LTX2VideoTransformer3DModel(
                     )
                 video_coords = self.video_coordinates(num_frames, height, width, fps, batch, dtype, device)
             video_coords = check_coords(video_coords, batch, 3, video_tokens, "video_coords")
+            self_bias = self_attention_bias(video_self_attention_mask, batch, video_tokens, dtype)
+            x_video, t_local = hidden_states, t_video
+            if self._context_parallel is not None:  # this rank's video tokens (global σ and coordinates first)
+                self._context_parallel.begin(video_tokens)
+                x_video, t_local, video_coords, self_bias = self._context_parallel.shard_video(
+                    hidden_states, t_video, video_coords, self_bias)
             max_pos = (c.pos_embed_max_pos, c.base_height, c.base_width)
             rotary = self._rotary(video_coords, max_pos, c.cross_attention_dim, c.num_attention_heads, dtype)
-            video, video_head = self._stream(hidden_states, ctx, text_bias(encoder_attention_mask, ctx, dtype),
-                                             t_video, v_sigma, rotary, "")
-            self_bias = self_attention_bias(video_self_attention_mask, batch, video_tokens, dtype)
+            video, video_head = self._stream(x_video, ctx, text_bias(encoder_attention_mask, ctx, dtype),
+                                             t_local, v_sigma, rotary, "")
             video = replace(video, self_attention_mask=self_bias)
         if has_audio:
             a_dtype = audio_hidden_states.dtype
@@ -511,7 +550,7 @@ class LTX2VideoTransformer3DModel(
         if video is not None and audio is not None and isolate is not True:
             cross_max = (max(c.pos_embed_max_pos, c.audio_pos_embed_max_pos),)
             width_av = c.audio_cross_attention_dim
-            v_cross = StreamTimestep(a_sigma) if use_cross_timestep else t_video
+            v_cross = StreamTimestep(a_sigma) if use_cross_timestep else t_local
             a_cross = StreamTimestep(v_sigma) if use_cross_timestep else t_audio
             v_mod, v_gate = self._cross_terms(v_cross, self.av_cross_attn_video_scale_shift,
                                               self.av_cross_attn_video_a2v_gate, dtype)
@@ -538,12 +577,16 @@ class LTX2VideoTransformer3DModel(
             sample = self._output(
                 video.hidden_states, video_head, self.scale_shift_table, self.norm_out, self.proj_out
             )
+            if self._context_parallel is not None:
+                sample = self._context_parallel.gather_video(sample)  # [B, n, C] per rank -> [B, T_v, C]
         else:
             sample = hidden_states.new_zeros(batch, 0, self.proj_out.out_features)
         audio_sample = None
         if audio is not None:
             audio_sample = self._output(audio.hidden_states, audio_head, self.audio_scale_shift_table,
                                         self.audio_norm_out, self.audio_proj_out)
+            if self._context_parallel is not None:
+                audio_sample = self._context_parallel.share_audio(audio_sample)
         elif audio_hidden_states is not None:
             audio_sample = audio_hidden_states.new_zeros(batch, 0, self.audio_proj_out.out_features)
         if not return_dict:
