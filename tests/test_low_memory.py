@@ -90,12 +90,12 @@ def test_cpu_only_skips_offload_with_a_log_line_and_keeps_fp8_storage(reference,
 def test_released_text_encoder_is_gone_before_denoising_and_cached_prompts_still_work():
     pipe = _pipe()
     pipe.enable_low_memory("cpu", fp8_weights=False, release_text_encoder=True)
-    encoded = pipe.encode_prompt("a cat", "bad", max_sequence_length=32)
+    encoded = pipe.encode_text_embeddings("a cat", "bad", max_sequence_length=32)
     seen, hook = _while_denoising(pipe)
     _run(pipe)
     hook.remove()
     assert seen["text_encoder"] is None and pipe.text_encoder is None
-    again = pipe.encode_prompt("a cat", "bad", max_sequence_length=32)  # both prompts come from the cache
+    again = pipe.encode_text_embeddings("a cat", "bad", max_sequence_length=32)  # both prompts come from the cache
     assert all(torch.equal(a, b) for a, b in zip((*encoded[0], *encoded[1]), (*again[0], *again[1])))
     with pytest.raises(ValueError, match="set_text_encoder"):
         _run(pipe, "a new prompt")
@@ -105,12 +105,12 @@ def test_int8_text_encoder_effect_on_embeddings_and_output(reference):
     pytest.importorskip("torchao")
     expected, _ = reference
     default = _pipe()
-    want, _ = default.encode_prompt("a cat", "bad", max_sequence_length=32)
+    want, _ = default.encode_text_embeddings("a cat", "bad", max_sequence_length=32)
     pipe = _pipe()
     pipe.enable_low_memory("cpu", text_encoder="int8", fp8_weights=False)
     assert is_int8_quantized(pipe.text_encoder)
     assert "Int8" in type(base_language_model(pipe.text_encoder).layers[0].mlp.up_proj.weight).__name__
-    got, _ = pipe.encode_prompt("a cat", "bad", max_sequence_length=32)
+    got, _ = pipe.encode_text_embeddings("a cat", "bad", max_sequence_length=32)
     for field in ("video_embeds", "audio_embeds"):
         a, b = getattr(want, field), getattr(got, field)
         relative = ((a - b).norm() / a.norm()).item()

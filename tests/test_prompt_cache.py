@@ -37,24 +37,24 @@ def test_second_process_never_loads_or_calls_the_text_encoder(folder, tmp_path, 
     calls = _count_text_encoder_calls(monkeypatch)
     first = LTX2AudioVideoPipeline.from_pretrained(folder)
     first.enable_prompt_cache(tmp_path)
-    positive, negative = first.encode_prompt("a cat", "bad", max_sequence_length=T)
+    positive, negative = first.encode_text_embeddings("a cat", "bad", max_sequence_length=T)
     assert len(calls) == 1 and len(list(tmp_path.rglob("*.safetensors"))) == 2
     assert not list(tmp_path.rglob("*.tmp"))
 
     # a fresh pipeline without Gemma (as `generate` loads it when every prompt is cached)
     second = LTX2AudioVideoPipeline.from_pretrained(folder, text_encoder=None, tokenizer=None)
     second.enable_prompt_cache(tmp_path)
-    again, again_negative = second.encode_prompt("a cat", "bad", max_sequence_length=T)
+    again, again_negative = second.encode_text_embeddings("a cat", "bad", max_sequence_length=T)
     assert second.text_encoder is None and len(calls) == 1
     for a, b in zip((*positive, *negative), (*again, *again_negative)):
         assert torch.equal(a, b)  # bit for bit
     # with Gemma loaded but a cold in-memory cache: the disk answers, Gemma is not called
     third = LTX2AudioVideoPipeline.from_pretrained(folder)
     third.enable_prompt_cache(tmp_path)
-    third.encode_prompt("a cat", "bad", max_sequence_length=T)
+    third.encode_text_embeddings("a cat", "bad", max_sequence_length=T)
     assert len(calls) == 1
     # another length is another entry
-    third.encode_prompt("a cat", "bad", max_sequence_length=2 * T)
+    third.encode_text_embeddings("a cat", "bad", max_sequence_length=2 * T)
     assert len(calls) == 2
 
 
@@ -83,12 +83,12 @@ def test_corrupt_entry_is_recomputed_by_the_pipeline(folder, tmp_path, monkeypat
     calls = _count_text_encoder_calls(monkeypatch)
     pipe = LTX2AudioVideoPipeline.from_pretrained(folder)
     pipe.enable_prompt_cache(tmp_path)
-    want, _ = pipe.encode_prompt("a cat", do_classifier_free_guidance=False, max_sequence_length=T)
+    want, _ = pipe.encode_text_embeddings("a cat", do_classifier_free_guidance=False, max_sequence_length=T)
     (entry,) = tmp_path.rglob("*.safetensors")
     entry.write_bytes(entry.read_bytes()[:50])
     fresh = LTX2AudioVideoPipeline.from_pretrained(folder)
     fresh.enable_prompt_cache(tmp_path)
-    got, _ = fresh.encode_prompt("a cat", do_classifier_free_guidance=False, max_sequence_length=T)
+    got, _ = fresh.encode_text_embeddings("a cat", do_classifier_free_guidance=False, max_sequence_length=T)
     assert len(calls) == 2 and torch.equal(want.video_embeds, got.video_embeds)
     assert DiskPromptCache(tmp_path, fresh._disk_prompt_cache().identity).load("a cat", T, WIDTHS) is not None
 
