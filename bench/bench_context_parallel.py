@@ -3,6 +3,7 @@
     python bench/bench_context_parallel.py --table           # bytes per rank, Ulysses / ring, 2 and 8 ranks
     python bench/bench_context_parallel.py --time --runs 5   # 2 gloo ranks vs 1 process, tiny model, CPU
     python bench/bench_context_parallel.py --kernels cuda     # the ring kernel (attention + log-sum-exp) vs SDPA
+    python bench/bench_context_parallel.py --overhead cuda    # the parallel path on 1 rank vs the plain forward
 
 The table is computed from the real LTX-2.0 19B config (the class defaults) by
 :func:`ltx2_diffusers.models.context_parallel_cost.context_parallel_cost`, 121 frames at 24 fps, bf16. The timing is a
@@ -26,6 +27,7 @@ import torch.multiprocessing as mp
 from ltx2_diffusers import LTX2AudioVideoTransformer
 from ltx2_diffusers.models.audio_processing import audio_latent_length
 from ltx2_diffusers.models.context_parallel_cost import context_parallel_cost, video_tokens_for
+from ltx2_diffusers.utils.measure import default_dtype
 
 SIZES = {"720p (704x1280)": (704, 1280), "1080p (1088x1920)": (1088, 1920)}
 FRAMES, FPS = 121, 24.0
@@ -163,14 +165,94 @@ def kernels(device: str) -> str:
     return "\n".join(lines)
 
 
+def _one_rank_config(mode: str) -> object:  # noqa: ANN401
+    """diffusers' ``ContextParallelConfig`` of degree 1 (which its constructor refuses: made at 2, then set to 1)."""
+    from diffusers import ContextParallelConfig
+
+    config = ContextParallelConfig(**{f"{mode}_degree": 2})
+    setattr(config, f"{mode}_degree", 1)
+    return config
+
+
+def overhead(device_name: str, runs: int) -> str:
+    """The cost of the parallel code path itself: a forward through it on a group of one rank (NCCL on CUDA, gloo
+    otherwise) against the plain forward, same weights and inputs. On CUDA the real 19B config in bf16 at 121 frames
+    704x1280 (14,080 video tokens); elsewhere the tiny config."""
+    import socket
+
+    device = torch.device(device_name)
+    full = device.type == "cuda"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("nccl" if full else "gloo", rank=0, world_size=1)
+    dtype = torch.bfloat16 if full else torch.float32
+    grid, audio, text = ((16, 22, 40), 126, 1024) if full else (GRID, AUDIO_TOKENS, TEXT_TOKENS)
+
+    def build() -> LTX2AudioVideoTransformer:
+        torch.manual_seed(0)
+        with torch.device(device), default_dtype(dtype):
+            model = LTX2AudioVideoTransformer(**({} if full else TINY))
+        return model.eval()
+
+    def inputs(model: LTX2AudioVideoTransformer) -> dict:
+        c, g = model.config, torch.Generator().manual_seed(1)
+        widths = model.text_widths
+
+        def randn(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=g).to(device, dtype)
+
+        return dict(hidden_states=randn(1, grid[0] * grid[1] * grid[2], c.in_channels),
+                    audio_hidden_states=randn(1, audio, c.audio_in_channels),
+                    encoder_hidden_states=randn(1, text, widths[0]),
+                    audio_encoder_hidden_states=randn(1, text, widths[1]),
+                    timestep=torch.tensor([600.0], device=device), num_frames=grid[0], height=grid[1],
+                    width=grid[2], use_cross_timestep=True, return_dict=False)
+
+    def timed_forwards(model: LTX2AudioVideoTransformer, kwargs: dict) -> tuple[float, torch.Tensor]:
+        seconds = []
+        with torch.inference_mode():
+            out = model(**kwargs)[0]
+            for _ in range(runs):
+                if full:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                model(**kwargs)
+                if full:
+                    torch.cuda.synchronize()
+                seconds.append(time.perf_counter() - start)
+        return statistics.median(seconds), out
+
+    model = build()
+    kwargs = inputs(model)
+    plain, reference = timed_forwards(model, kwargs)
+    del model
+    lines = [f"{'19B, bf16, 14,080 video tokens' if full else 'tiny, fp32'} on {device_name}, one rank, median of "
+             f"{runs}", "", "| path | seconds / forward | vs plain | max abs diff vs plain |", "|---|---:|---:|---:|",
+             f"| plain forward | {plain:.4f} | 1.00 | - |"]
+    for mode in ("ulysses", "ring"):
+        model = build()
+        model.enable_parallelism(config=_one_rank_config(mode))
+        seconds, out = timed_forwards(model, kwargs)
+        diff = (out.float() - reference.float()).abs().max().item()
+        lines.append(f"| {mode}, 1 rank | {seconds:.4f} | {seconds / plain:.3f} | {diff:.1e} |")
+        del model
+    dist.destroy_process_group()
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--time", action="store_true")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kernels", metavar="DEVICE", help="check the log-sum-exp attention kernel on DEVICE")
+    parser.add_argument("--overhead", metavar="DEVICE", help="the parallel path on one rank vs the plain forward")
     args = parser.parse_args(argv)
-    if args.kernels:
+    if args.overhead:
+        print(overhead(args.overhead, args.runs))  # noqa: T201
+    elif args.kernels:
         print(kernels(args.kernels))  # noqa: T201
     elif args.table or not args.time:
         print(table())  # noqa: T201
