@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from ltx2_diffusers import LTX2AudioVideoPipeline, cli
+from ltx2_diffusers.cli_arguments import image_spec
 from ltx2_diffusers.cli_errors import load_error_message, oom_message
-from ltx2_diffusers.cli_generate import StageClock, image_spec, output_paths
+from ltx2_diffusers.cli_generate import StageClock, output_paths
 from ltx2_diffusers.pipelines.model_facts import PipelineFacts
 from ltx2_diffusers.pipelines.pipeline_ltx2_audio_video import call_arguments
 from ltx2_diffusers.pipelines.plan import plan_generation
