@@ -91,7 +91,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def check_output(output: Path, source_folders: Mapping[str, Path | None]) -> Path:
     """``output`` made absolute; a ``ValueError`` if it exists, its parent does not, or it lies (links resolved)
-    inside one of ``source_folders`` (label -> folder that is copied from, e.g. the text encoder's)."""
+    inside one of ``source_folders`` (label -> a folder whose files go into the output, e.g. the text encoder's)."""
     output = Path(output).absolute()
     if output.exists() or output.is_symlink():
         raise ValueError(f"{output} already exists; remove it or pass another --output (nothing is overwritten).")
