@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -110,8 +111,13 @@ def predict_x0(
     sigma: torch.Tensor,
     fps: float,
     batch_passes: bool = True,
+    use_cross_timestep: bool = True,
+    attention_kwargs: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Guided x0 of both streams at noise level ``sigma`` (a 0-d tensor shared by both streams).
+
+    ``use_cross_timestep`` / ``attention_kwargs``: the call's options, passed to the forward as diffusers names them
+    (``True``: each stream's audio<->video modulation by the other stream's σ, the reference's rule).
 
     The transformer gets diffusers' arguments and units (σ·``timestep_scale_multiplier``, per-sample σ for the
     other stream's audio<->video modulation with ``use_cross_timestep=True``, as the reference computes it), and
@@ -140,7 +146,8 @@ def predict_x0(
             sigma=scaled_sigma.expand(batch * n),
             video_coords=_repeat(video.coords, n),
             fps=fps,
-            use_cross_timestep=True,
+            use_cross_timestep=use_cross_timestep,
+            attention_kwargs=attention_kwargs,
         )
         if audio is not None:
             kwargs.update(

@@ -55,7 +55,6 @@ from .text_encoding import (
     LTX2PromptEncoder,
 )
 from .token_tiling import TokenTiling, predict_x0_tiled, tile_layouts
-from .transformer_call import TransformerWithOptions, lora_scale, transformer_options
 
 logger = logging.get_logger(__name__)
 
@@ -408,7 +407,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2TextMixin, LTX2Decoding
             decode_timestep / decode_noise_scale: decode timestep and noise of a timestep-conditioned VAE decoder
                 (one value, or one per video; noise defaults to the timestep); ``None``: the VAE's reference decode.
             use_cross_timestep: each stream's audio<->video modulation uses the other stream's σ (the reference);
-                ``False`` (diffusers' legacy) needs a transformer that supports it.
+                ``False``: each stream's own timestep (diffusers' legacy LTX-2.0 modulation).
             system_prompt / enable_prompt_enhancement / prompt_max_new_tokens / prompt_enhancement_kwargs /
                 prompt_enhancement_seed: rewrite the prompts with the pipeline's Gemma-3 first (diffusers' system
                 prompt and sampling by default; the same seed gives the same prompt). See :meth:`enhance_prompt`.
@@ -430,9 +429,6 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2TextMixin, LTX2Decoding
         arguments = {name: value for name, value in locals().items() if name != "self"}
         plan = plan_generation(self.facts(), self._memory_call_defaults(arguments))
         device, dtype = self._execution_device, self.transformer.dtype
-        per_token = bool(plan.conditions) or plan.video_source is not None or plan.audio_source is not None
-        options = {id(t): transformer_options(t, plan.use_cross_timestep, plan.attention_kwargs, per_token)
-                   for t in {stage.transformer or self.transformer for stage in plan.stages}}
         self._set_guidance_attributes(plan.video.guidance, plan.audio.guidance)
         self._attention_kwargs, self._num_timesteps = plan.attention_kwargs, sum(s.num_steps for s in plan.stages)
         self._interrupt, self._step, self._current_timestep = False, 0, None
@@ -448,7 +444,7 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2TextMixin, LTX2Decoding
                 break
             self._stage = stage.index
             video, audio = self._start_stage(plan, stage, sources, texts, given, previous, device, dtype)
-            video, audio = self._run_stage(plan, stage, video, audio, texts, options)
+            video, audio = self._run_stage(plan, stage, video, audio, texts)
             previous = (stage, video, audio)
         output = self._output(plan, *previous[1:], previous[0].shape)
         self._stage, self._current_timestep = 0, None
@@ -507,27 +503,24 @@ class LTX2AudioVideoPipeline(LTX2PipelineAttributes, LTX2TextMixin, LTX2Decoding
 
     def _run_stage(
         self, plan: GenerationPlan, stage: Stage, video: StreamInputs, audio: StreamInputs,
-        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None], options: dict[int, dict[str, Any]],
+        texts: tuple[LTX2TextEmbeddings, LTX2TextEmbeddings | None],
     ) -> tuple[StreamInputs, StreamInputs]:
         """The stage's steps: :func:`denoise_step` with the plain or tiled predictor, then the callback. A stage
         that runs the call's guidance reads it from the pipeline's attributes before every step (callbacks may
         change them)."""
-        model = stage.transformer or self.transformer
-        extra = options[id(model)]
-        transformer = TransformerWithOptions(model, extra) if extra else model
-        fps = plan.conditioning_frame_rate
+        transformer = stage.transformer or self.transformer
+        options = dict(fps=plan.conditioning_frame_rate, batch_passes=plan.batch_guidance,
+                       use_cross_timestep=plan.use_cross_timestep, attention_kwargs=plan.attention_kwargs)
         if stage.tiles is None:
-            predict = partial(predict_x0, transformer, fps=fps, batch_passes=plan.batch_guidance)
+            predict = partial(predict_x0, transformer, **options)
         else:
             layouts = tile_layouts(list(stage.tiles), tuple(stage.shape[:3]), video.latents.shape[1],
                                    video.latents.device)
-            predict = partial(predict_x0_tiled, transformer, fps=fps, layouts=layouts,
-                              batch_passes=plan.batch_guidance)
+            predict = partial(predict_x0_tiled, transformer, layouts=layouts, **options)
         sigmas = torch.tensor(stage.sigmas, dtype=torch.float32, device=video.latents.device)
         timesteps = sigmas[:-1] * self.scheduler.config.num_train_timesteps
         muted = muted_adapters(self.transformer, stage.muted_adapters) if stage.muted_adapters else nullcontext()
-        scaled = lora_scale(model, plan.attention_kwargs, "attention_kwargs" in extra)
-        with self._progress(stage) as progress_bar, muted, scaled:
+        with self._progress(stage) as progress_bar, muted:
             for i in range(stage.num_steps):
                 if self._interrupt:
                     continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -234,15 +235,17 @@ def predict_x0_tiled(
     fps: float,
     layouts: list[TileLayout],
     batch_passes: bool = True,
+    use_cross_timestep: bool = True,
+    attention_kwargs: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Guided x0 of both streams, the video predicted tile by tile (see the module docstring); ``layouts`` from
-    :func:`tile_layouts` for this video stream."""
+    :func:`tile_layouts` for this video stream; the call's options as :func:`predict_x0` takes them."""
     device = video.latents.device
     x0_video = torch.zeros(video.latents.shape, dtype=torch.float32, device=device)
     x0_audio = None if audio is None else torch.zeros(audio.latents.shape, dtype=torch.float32, device=device)
     for layout in layouts:
         tile_video, tile_audio = predict_x0(transformer, _select(video, layout.index), audio, sigma, fps,
-                                            batch_passes)
+                                            batch_passes, use_cross_timestep, attention_kwargs)
         x0_video.index_add_(1, layout.index, tile_video.float() * layout.weight.view(1, -1, 1))  # [B, T, C]
         if audio is not None:
             x0_audio += tile_audio.float() * layout.audio_share
