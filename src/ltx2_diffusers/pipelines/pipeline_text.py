@@ -17,6 +17,7 @@ from .text_encoding import (
     LTX2PromptEncoder,
     check_max_sequence_length,
     check_prompts,
+    negatives_per_prompt,
     packed_text_features,
 )
 from .text_plan import TextFeatures, TextPlan, with_enhancement
@@ -81,11 +82,8 @@ class LTX2TextMixin:
                              "them).")
         batch = prompt_embeds.shape[0]
         if do_classifier_free_guidance and negative_prompt_embeds is None:
-            negatives = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
-            negatives = check_prompts([negatives] * batch if isinstance(negatives, str) else negatives)
-            if len(negatives) != batch:
-                raise ValueError(f"negative_prompt has {len(negatives)} entries for {batch} prompts: pass one, or one "
-                                 f"per prompt.")
+            negatives = negatives_per_prompt(check_prompts(
+                DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt, "negative_prompt"), batch)
             negative_prompt_embeds, negative_prompt_attention_mask = packed_text_features(
                 self.text_encoder, self.tokenizer, negatives, prompt_embeds.shape[1])
         device = device or self._execution_device

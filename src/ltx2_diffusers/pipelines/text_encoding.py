@@ -69,6 +69,16 @@ def check_max_sequence_length(max_sequence_length: int, register_multiple: int) 
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def negatives_per_prompt(negatives: list[str], num_prompts: int) -> list[str]:
+    """One (checked) negative prompt per prompt: a single one is repeated, otherwise there must be ``num_prompts``."""
+    if len(negatives) == 1:
+        return negatives * num_prompts
+    if len(negatives) != num_prompts:
+        raise ValueError(f"negative_prompt has {len(negatives)} entries but there are {num_prompts} prompts: pass one "
+                         f"negative prompt, or one per prompt.")
+    return negatives
+
+
 def tokenize_prompts(
     tokenizer: Any, prompts: Sequence[str], max_sequence_length: int  # noqa: ANN401
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -431,11 +441,8 @@ class LTX2PromptEncoder:
                 negative_prompt_embeds = check_text_embeddings(negative_prompt_embeds, widths,
                                                                "negative_prompt_embeds")
             else:
-                negatives = check_prompts("" if negative_prompt is None else negative_prompt, "negative_prompt")
-                negatives = negatives * batch if len(negatives) == 1 else negatives
-                if len(negatives) != batch:
-                    raise ValueError(f"negative_prompt has {len(negatives)} entries but there are {batch} prompts: "
-                                     f"pass one negative prompt, or one per prompt.")
+                negatives = negatives_per_prompt(
+                    check_prompts("" if negative_prompt is None else negative_prompt, "negative_prompt"), batch)
 
         # 2. Encode what is not given, positive and negative prompts in one text-encoder batch
         given = prompt_embeds if prompt_embeds is not None else negative_prompt_embeds

@@ -19,7 +19,7 @@ import torch
 from ..models.text_connectors_ltx2 import LTX2TextEmbeddings
 from .arguments import as_bool, as_int, check_tensor
 from .defaults import DEFAULT_NEGATIVE_PROMPT
-from .text_encoding import check_max_sequence_length, check_prompts
+from .text_encoding import check_max_sequence_length, check_prompts, negatives_per_prompt
 
 
 class TextFeatures(NamedTuple):
@@ -136,11 +136,7 @@ def with_negative(text: TextPlan, needed: bool) -> TextPlan:
     """The plan with the negative prompts the guidance needs (the reference's default negative prompt if none)."""
     negatives, num_prompts = text.negative_prompts, text.num_prompts
     if needed and text.negative_prompt_embeds is None:
-        negatives = negatives or [DEFAULT_NEGATIVE_PROMPT]
-        negatives = negatives * num_prompts if len(negatives) == 1 else negatives
-        if len(negatives) != num_prompts:
-            raise ValueError(f"negative_prompt has {len(negatives)} entries but there are {num_prompts} prompts: pass "
-                             f"one negative prompt, or one per prompt.")
+        negatives = negatives_per_prompt(negatives or [DEFAULT_NEGATIVE_PROMPT], num_prompts)
     elif needed and embeds_batch(text.negative_prompt_embeds) != num_prompts:
         raise ValueError(f"`negative_prompt_embeds` has {embeds_batch(text.negative_prompt_embeds)} rows but there "
                          f"are {num_prompts} prompts: pass one row per prompt.")
