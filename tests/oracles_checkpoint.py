@@ -86,12 +86,13 @@ def tiny_upsampler_file(path: Path, **header_overrides) -> tuple[torch.nn.Module
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def real_19b_keys() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
-    """(single file, upsampler file) name -> shape, as the 19B files hold them (decoder without timestep
-    conditioning, rational-resampler upsampler), plus the file's unused statistics."""
+def split_key_list(path: Path, rational_upsampler: bool
+                   ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """A key-list file (``### section`` titles, then ``name<TAB>[shape]`` lines) -> (single file, upsampler file)
+    name -> shape: the upsampler of the given layout, the single file without the timestep-conditioned decoder."""
     sections: dict[str, dict[str, tuple[int, ...]]] = {}
     current = ""
-    for line in KEYS_FILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.startswith("###"):
             current = line
             sections[current] = {}
@@ -99,12 +100,20 @@ def real_19b_keys() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ..
             name, shape = line.split("\t")
             sections[current][name] = tuple(json.loads(shape))
     single, upsampler = {}, {}
+    layout = f"rational_resampler={'true' if rational_upsampler else 'false'}"
     for title, keys in sections.items():
         if "SPATIAL UPSCALER" in title:
-            if "rational_resampler=true" in title:
+            if layout in title:
                 upsampler.update(keys)
         elif "only if timestep_conditioning=true" not in title:
             single.update(keys)
+    return single, upsampler
+
+
+def real_19b_keys() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """(single file, upsampler file) name -> shape, as the 19B files hold them (decoder without timestep
+    conditioning, rational-resampler upsampler), plus the file's unused statistics."""
+    single, upsampler = split_key_list(KEYS_FILE, rational_upsampler=True)
     single["vae.per_channel_statistics.channel"] = (128,)
     single["vae.per_channel_statistics.mean-of-stds"] = (128,)
     return single, upsampler

@@ -18,6 +18,7 @@ from ltx2_diffusers.conversion.transformer import TRANSFORMER_PREFIX
 from .oracles import ltxcore_header, ltxcore_transformer
 from .oracles_audio import ltxcore_audio_header, original_audio_state_dict, tiny_ltxcore_audio
 from .oracles_c23 import ltxcore_v2_processor
+from .oracles_checkpoint import split_key_list
 from .oracles_t23 import LTX23_SWITCHES
 from .oracles_text import HIDDEN
 from .oracles_text import original_state_dict as original_text_state_dict
@@ -35,23 +36,7 @@ MODEL_VERSION = "2.3.0"
 
 def real_23_keys() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
     """(single file, x2 1.1 upsampler file): name -> shape, as ltx-core 1.0.0 loads the released 2.3 files."""
-    sections: dict[str, dict[str, tuple[int, ...]]] = {}
-    current = ""
-    for line in KEYS_FILE.read_text().splitlines():
-        if line.startswith("###"):
-            current = line
-            sections[current] = {}
-        elif "\t" in line:
-            name, shape = line.split("\t")
-            sections[current][name] = tuple(json.loads(shape))
-    single, upsampler = {}, {}
-    for title, keys in sections.items():
-        if "SPATIAL UPSCALER" in title:
-            if "rational_resampler=false" in title:
-                upsampler.update(keys)
-        elif "only if timestep_conditioning=true" not in title:
-            single.update(keys)
-    return single, upsampler
+    return split_key_list(KEYS_FILE, rational_upsampler=False)
 
 
 def real_23_header() -> dict:
